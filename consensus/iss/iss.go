@@ -1,0 +1,496 @@
+package iss
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/mirsubnet/mirsubnet/consensus/checkpoint"
+	"github.com/mirsubnet/mirsubnet/consensus/events"
+	"github.com/mirsubnet/mirsubnet/consensus/internal/bugs"
+	"github.com/mirsubnet/mirsubnet/consensus/membership"
+	"github.com/mirsubnet/mirsubnet/consensus/mir"
+	"github.com/mirsubnet/mirsubnet/consensus/ordering"
+	"github.com/mirsubnet/mirsubnet/consensus/pbft"
+)
+
+// noRetention is the retention index of timers that must never be collected.
+const noRetention = math.MaxUint64
+
+// Stats are counters of an ISS module.
+type Stats struct {
+	Delivered      uint64
+	Epoch          ordering.Epoch
+	StableEpoch    ordering.Epoch
+	Dropped        uint64
+	StateTransfers uint64
+	ViewChanges    uint64
+}
+
+// ISS is the ordering module (see the package doc). It is a passive module.
+type ISS struct {
+	cfg Config
+	p   Params
+	w   Wiring
+
+	// sets maps epochs to their validator sets (from genesis and checkpoints).
+	sets map[ordering.Epoch]*membership.Set
+	// started: WAL recovery finished and an epoch is running.
+	started bool
+	// recovering: a restore from the WAL's stable checkpoint is pending.
+	recovering bool
+	// restoring is the certificate whose state the app is restoring, if
+	// any, and restoreData the state data that came with it.
+	restoring   *checkpoint.Certificate
+	restoreData []byte
+
+	// layout is the current epoch's; insts its PBFT instances by segment.
+	layout Layout
+	insts  []*pbft.Instance
+	// decided holds decided, not yet delivered slots of the current epoch.
+	decided map[ordering.SeqNr]pbft.Proposal
+	// nextDeliver is the next sequence number to deliver.
+	nextDeliver ordering.SeqNr
+	// delivered holds the current epoch's delivered values and
+	// prevDelivered the previous epoch's, to answer lagging peers.
+	delivered     map[ordering.SeqNr]pbft.Proposal
+	prevDelivered map[ordering.SeqNr]pbft.Proposal
+	prevEpoch     ordering.Epoch
+	// suspects are leaders of the current epoch with an aborted slot.
+	suspects map[mir.NodeID]bool
+
+	// Leader pipeline of the current epoch: mySeg is the local segment or
+	// -1; reqNext the index of the next slot to request a batch for;
+	// ownDecided the decided slots of mySeg; ready batches not yet proposed.
+	mySeg      int
+	reqNext    int
+	ownDecided int
+	ready      map[ordering.SeqNr]ordering.Batch
+
+	// Checkpoints: ckpts per epoch being certified; prevHash[e] is the hash
+	// of the checkpoint at the start of e; stable the latest stable
+	// certificate and stableData the state at it (nil if not held).
+	ckpts      map[ordering.Epoch]*ckptState
+	prevHash   map[ordering.Epoch]checkpoint.Hash
+	layouts    map[ordering.Epoch]Layout
+	stable     checkpoint.Certificate
+	stableData []byte
+
+	// future buffers messages for the next epoch.
+	future []futureMsg
+	// pendingVotes holds recovered WAL entries of epochs not started yet.
+	pendingVotes map[ordering.Epoch][]any
+	// claims are catch-up answers per slot: digest tallies and bodies.
+	claims map[ordering.SeqNr]*claim
+	// lastStatus is the last Status seen from each peer.
+	lastStatus map[mir.NodeID]Status
+	ticks      uint64
+
+	stats Stats
+}
+
+type futureMsg struct {
+	from mir.NodeID
+	msg  any
+}
+
+type claim struct {
+	by     map[mir.NodeID]ordering.Digest
+	votes  map[ordering.Digest]*membership.Tally
+	bodies map[ordering.Digest]pbft.Proposal
+}
+
+// New creates the ISS module.
+func New(cfg Config) (*ISS, error) {
+	if err := cfg.Params.Check(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Genesis.Check(); err != nil {
+		return nil, fmt.Errorf("%w: genesis: %v", ErrBadConfig, err)
+	}
+	if cfg.Signer == nil || cfg.Verifier == nil {
+		return nil, fmt.Errorf("%w: signer and verifier required", ErrBadConfig)
+	}
+	if cfg.Wiring == (Wiring{}) {
+		cfg.Wiring = DefaultWiring()
+	}
+	s := &ISS{cfg: cfg, p: cfg.Params, w: cfg.Wiring, sets: map[ordering.Epoch]*membership.Set{},
+		ckpts: map[ordering.Epoch]*ckptState{}, prevHash: map[ordering.Epoch]checkpoint.Hash{},
+		layouts: map[ordering.Epoch]Layout{}, pendingVotes: map[ordering.Epoch][]any{},
+		lastStatus: map[mir.NodeID]Status{}, mySeg: -1}
+	s.learnSets(cfg.Genesis)
+	s.stable = checkpoint.Certificate{Checkpoint: cfg.Genesis}
+	s.prevHash[0] = cfg.Genesis.Hash()
+	return s, nil
+}
+
+// Stats returns the module's counters.
+func (s *ISS) Stats() Stats {
+	st := s.stats
+	st.Epoch, st.StableEpoch = s.layout.Epoch, s.stable.Checkpoint.Epoch
+	return st
+}
+
+func (s *ISS) learnSets(c checkpoint.Checkpoint) {
+	for i, m := range c.Memberships {
+		s.sets[c.Epoch+uint64(i)] = m
+	}
+}
+
+// members returns the validator set of epoch e (the latest known set at or
+// before e if e is beyond what checkpoints fixed).
+func (s *ISS) members(e ordering.Epoch) *membership.Set {
+	if m, ok := s.sets[e]; ok {
+		return m
+	}
+	var best *membership.Set
+	bestE := uint64(0)
+	for k, m := range s.sets {
+		if k <= e && (best == nil || k > bestE) {
+			best, bestE = m, k
+		}
+	}
+	if best == nil {
+		return s.cfg.Genesis.Memberships[0]
+	}
+	return best
+}
+
+// ApplyEvents implements mir.PassiveModule.
+func (s *ISS) ApplyEvents(evs mir.EventList) (mir.EventList, error) {
+	return mir.ApplyEach(evs, s.apply)
+}
+
+func (s *ISS) apply(e mir.Event) (mir.EventList, error) {
+	switch ev := e.Payload.(type) {
+	case events.Init:
+		return mir.EventList{s.timerRepeat(ResendTick{}, s.p.ResendPeriod)}, nil
+	case events.WALRecovered:
+		return s.recover(ev)
+	case events.MessageReceived:
+		if !s.started {
+			s.stats.Dropped++
+			return nil, nil
+		}
+		return s.onMessage(ev.From, ev.Msg), nil
+	case NewBatch:
+		return s.onNewBatch(ev), nil
+	case CutTimeout:
+		return s.onCutTimeout(ev), nil
+	case ViewTimeout:
+		if !s.started || ev.Epoch != s.layout.Epoch || int(ev.Seg) >= len(s.insts) {
+			return nil, nil
+		}
+		return s.applyActions(ev.Seg, s.insts[ev.Seg].Timeout(ev.View)), nil
+	case ResendTick:
+		return s.onTick(), nil
+	case StateSnapshot:
+		return s.onStateSnapshot(ev), nil
+	case StateRestored:
+		return s.onStateRestored(ev)
+	}
+	return nil, fmt.Errorf("iss: unexpected event %T", e.Payload)
+}
+
+// --- effects ---
+
+func (s *ISS) others() []mir.NodeID {
+	ids := s.members(s.layout.Epoch).IDs()
+	out := ids[:0:0]
+	for _, id := range ids {
+		if id != s.cfg.Self {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (s *ISS) sendTo(to []mir.NodeID, msg any) mir.Event {
+	if to == nil {
+		to = s.others()
+	}
+	return mir.NewEvent(s.w.Net, events.SendMessage{Destinations: to, DestModule: s.w.Self, Msg: msg})
+}
+
+// persistThenSend appends entry to the WAL and sends only once it is durable.
+func (s *ISS) persistThenSend(entry any, retention uint64, send mir.Event) mir.EventList {
+	app := mir.NewEvent(s.w.WAL, events.WALAppend{Owner: s.w.Self, Entry: entry, RetentionIndex: retention})
+	if bugs.On(bugs.SendBeforeWAL) {
+		return mir.EventList{send, app}
+	}
+	return mir.EventList{app.WithNext(send)}
+}
+
+func (s *ISS) timerDelay(payload any, after interface{ Nanoseconds() int64 }, retention uint64) mir.Event {
+	return mir.NewEvent(s.w.Timer, events.TimerDelay{
+		Events: []mir.Event{mir.NewEvent(s.w.Self, payload)}, After: durationOf(after), RetentionIndex: retention})
+}
+
+func (s *ISS) timerRepeat(payload any, period interface{ Nanoseconds() int64 }) mir.Event {
+	return mir.NewEvent(s.w.Timer, events.TimerRepeat{
+		Events: []mir.Event{mir.NewEvent(s.w.Self, payload)}, Period: durationOf(period), RetentionIndex: noRetention})
+}
+
+// applyActions turns a current-epoch instance's actions into events.
+func (s *ISS) applyActions(seg uint32, acts []pbft.Action) mir.EventList {
+	var out mir.EventList
+	epoch := s.layout.Epoch
+	for _, a := range acts {
+		switch a := a.(type) {
+		case pbft.SendAction:
+			ev := s.sendTo(a.To, a.Msg)
+			if a.Persist != nil {
+				out = append(out, s.persistThenSend(a.Persist, epoch, ev)...)
+			} else {
+				out = append(out, ev)
+			}
+			if _, ok := a.Msg.(pbft.SignedViewChange); ok && a.Persist != nil {
+				s.stats.ViewChanges++
+			}
+		case pbft.TimerAction:
+			out = append(out, s.timerDelay(ViewTimeout{Epoch: epoch, Seg: seg, View: a.View}, a.After, epoch))
+		case pbft.DecideAction:
+			if epoch != s.layout.Epoch {
+				continue // the epoch ended while applying these actions
+			}
+			out = append(out, s.onDecide(int(seg), a.SeqNr, a.Proposal)...)
+		}
+	}
+	return out
+}
+
+// --- epochs and delivery ---
+
+// startEpoch installs layout as the current epoch.
+func (s *ISS) startEpoch(l Layout) mir.EventList {
+	if s.delivered != nil && s.layout.Epoch+1 == l.Epoch {
+		s.prevDelivered, s.prevEpoch = s.delivered, s.layout.Epoch
+	} else {
+		s.prevDelivered = nil
+	}
+	s.delivered = map[ordering.SeqNr]pbft.Proposal{}
+	s.layout = l
+	s.layouts[l.Epoch] = l
+	s.decided = map[ordering.SeqNr]pbft.Proposal{}
+	s.suspects = map[mir.NodeID]bool{}
+	s.claims = map[ordering.SeqNr]*claim{}
+	s.ready = map[ordering.SeqNr]ordering.Batch{}
+	s.mySeg, s.reqNext, s.ownDecided = -1, 0, 0
+	s.nextDeliver = l.FirstSN
+	set := s.members(l.Epoch)
+	s.insts = make([]*pbft.Instance, len(l.Leaders))
+	var out mir.EventList
+	for seg, leader := range l.Leaders {
+		seg := seg
+		in := pbft.New(pbft.Config{
+			Epoch: l.Epoch, Seg: uint32(seg), Leader: leader, SeqNrs: l.SeqNrs(seg), Members: set,
+			Self: s.cfg.Self, Signer: s.cfg.Signer, Verifier: s.cfg.Verifier,
+			Validate: func(sn ordering.SeqNr, p pbft.Proposal) error { return s.validate(l, seg, p) },
+			Params:   pbft.Params{ViewChangeTimeout: s.p.ViewChangeTimeout, MaxViewChangeTimeout: s.p.MaxViewChangeTimeout},
+		})
+		for _, entry := range s.pendingVotes[l.Epoch] {
+			if h, ok := walHeader(entry); ok && h.Seg == uint32(seg) {
+				in.Restore(entry)
+			}
+		}
+		s.insts[seg] = in
+		if leader == s.cfg.Self {
+			s.mySeg = seg
+			s.reqNext = in.Proposed()
+		}
+	}
+	delete(s.pendingVotes, l.Epoch)
+	for seg, in := range s.insts {
+		out = append(out, s.applyActions(uint32(seg), in.Start())...)
+	}
+	// Decisions restored from the WAL do not exist (votes only); replay the
+	// buffered messages of this epoch.
+	fut := s.future
+	s.future = nil
+	for _, m := range fut {
+		out = append(out, s.onMessage(m.from, m.msg)...)
+	}
+	return append(out, s.pump()...)
+}
+
+// validate checks a view-0 proposal of segment seg in layout l.
+func (s *ISS) validate(l Layout, seg int, p pbft.Proposal) error {
+	if len(p.Batch.Txs) > s.p.MaxBatchTxs || p.Batch.Size() > s.p.MaxBatchBytes {
+		return fmt.Errorf("iss: batch over limits")
+	}
+	for _, tx := range p.Batch.Txs {
+		if l.SegmentOfBucket(ordering.BucketOf(tx.Sender, l.NumBuckets)) != seg {
+			return fmt.Errorf("iss: transaction of sender %q outside the leader's buckets", tx.Sender)
+		}
+	}
+	return nil
+}
+
+func (s *ISS) onDecide(seg int, sn ordering.SeqNr, p pbft.Proposal) mir.EventList {
+	if !s.layout.Contains(sn) || sn < s.nextDeliver {
+		return nil
+	}
+	if _, dup := s.decided[sn]; dup {
+		return nil
+	}
+	s.decided[sn] = p
+	if p.Aborted {
+		s.suspects[s.layout.Leaders[seg]] = true
+	}
+	var out mir.EventList
+	if seg == s.mySeg {
+		s.ownDecided++
+		out = append(out, s.pump()...)
+	}
+	return append(out, s.tryDeliver()...)
+}
+
+func (s *ISS) tryDeliver() mir.EventList {
+	var out mir.EventList
+	for {
+		p, ok := s.decided[s.nextDeliver]
+		if !ok {
+			return out
+		}
+		delete(s.decided, s.nextDeliver)
+		s.delivered[s.nextDeliver] = p
+		out = append(out, mir.NewEvent(s.w.App, Deliver{SeqNr: s.nextDeliver, Epoch: s.layout.Epoch, Proposal: p}))
+		if len(p.Batch.Txs) > 0 {
+			out = append(out, mir.NewEvent(s.w.Mempool, TxsDelivered{Txs: p.Batch.Txs}))
+		}
+		s.nextDeliver++
+		s.stats.Delivered++
+		if s.nextDeliver == s.layout.End() {
+			return append(out, s.endEpoch()...)
+		}
+	}
+}
+
+// endEpoch runs when every slot of the current epoch was delivered.
+func (s *ISS) endEpoch() mir.EventList {
+	next := s.layout.Epoch + 1
+	out := mir.EventList{
+		mir.NewEvent(s.w.App, SnapshotRequest{Epoch: next, SeqNr: s.nextDeliver}),
+		mir.NewEvent(s.w.Mempool, ResetProposals{}),
+	}
+	leaders := NextLeaders(s.members(next).IDs(), s.suspects)
+	return append(out, s.startEpoch(Layout{Epoch: next, FirstSN: s.nextDeliver, Leaders: leaders,
+		SegLen: s.p.SegmentLength, NumBuckets: s.p.NumBuckets})...)
+}
+
+// --- the leader's pipeline ---
+
+// pump requests batches for the local segment while fewer than MaxInFlight
+// are outstanding, and proposes ready batches in slot order.
+func (s *ISS) pump() mir.EventList {
+	if s.mySeg < 0 {
+		return nil
+	}
+	in := s.insts[s.mySeg]
+	var out mir.EventList
+	sns := s.layout.SeqNrs(s.mySeg)
+	for s.reqNext < len(sns) && s.reqNext-s.ownDecided < s.p.MaxInFlight {
+		if v, _ := in.View(); v != 0 {
+			break
+		}
+		sn := sns[s.reqNext]
+		s.reqNext++
+		out = append(out,
+			mir.NewEvent(s.w.Mempool, RequestBatch{ReqID: sn, Buckets: s.layout.Buckets(s.mySeg), NumBuckets: s.p.NumBuckets,
+				MaxTxs: s.p.MaxBatchTxs, MaxBytes: s.p.MaxBatchBytes, ReplyTo: s.w.Self}),
+			s.timerDelay(CutTimeout{Epoch: s.layout.Epoch, ReqID: sn}, s.p.EmptyProposalPeriod, s.layout.Epoch))
+	}
+	for {
+		sn, ok := in.NextProposal()
+		if !ok {
+			break
+		}
+		b, ok := s.ready[sn]
+		if !ok {
+			break
+		}
+		delete(s.ready, sn)
+		out = append(out, s.applyActions(uint32(s.mySeg), in.Propose(sn, b))...)
+	}
+	return out
+}
+
+func (s *ISS) onNewBatch(nb NewBatch) mir.EventList {
+	if !s.started || s.mySeg < 0 || !s.layout.Contains(nb.ReqID) || s.layout.SegmentOf(nb.ReqID) != s.mySeg {
+		return nil
+	}
+	if next, ok := s.insts[s.mySeg].NextProposal(); !ok || nb.ReqID < next {
+		return nil
+	}
+	s.ready[nb.ReqID] = ordering.Batch{Txs: nb.Txs}
+	return s.pump()
+}
+
+func (s *ISS) onCutTimeout(ct CutTimeout) mir.EventList {
+	if !s.started || ct.Epoch != s.layout.Epoch || s.mySeg < 0 {
+		return nil
+	}
+	if _, ok := s.ready[ct.ReqID]; ok {
+		return nil
+	}
+	if next, ok := s.insts[s.mySeg].NextProposal(); !ok || ct.ReqID < next {
+		return nil
+	}
+	return mir.EventList{mir.NewEvent(s.w.Mempool, CutBatch{ReqID: ct.ReqID})}
+}
+
+// --- messages ---
+
+func (s *ISS) onMessage(from mir.NodeID, msg any) mir.EventList {
+	if h, ok := pbft.HeaderOf(msg); ok {
+		switch {
+		case h.Epoch == s.layout.Epoch && int(h.Seg) < len(s.insts):
+			return s.applyActions(h.Seg, s.insts[h.Seg].Step(from, msg))
+		case h.Epoch == s.layout.Epoch+1 && len(s.future) < s.p.MaxFutureMessages:
+			s.future = append(s.future, futureMsg{from: from, msg: msg})
+		default:
+			s.stats.Dropped++
+		}
+		return nil
+	}
+	switch m := msg.(type) {
+	case CheckpointMsg:
+		return s.onCheckpointMsg(from, m)
+	case Status:
+		return s.onStatus(from, m)
+	case CommittedSlots:
+		return s.onCommittedSlots(from, m)
+	case StableCert:
+		return s.onStableCert(from, m)
+	case SnapshotFetch:
+		return s.onSnapshotFetch(from, m)
+	case SnapshotData:
+		return s.onSnapshotData(from, m)
+	}
+	s.stats.Dropped++
+	return nil
+}
+
+func (s *ISS) onTick() mir.EventList {
+	if !s.started {
+		return nil
+	}
+	s.ticks++
+	var out mir.EventList
+	for seg, in := range s.insts {
+		out = append(out, s.applyActions(uint32(seg), in.Resend())...)
+	}
+	out = append(out, s.sendTo(nil, Status{Epoch: s.layout.Epoch, NextDeliver: s.nextDeliver}))
+	return append(out, s.maybeFetchState()...)
+}
+
+// Describe returns a one-line summary of the module's state for debugging
+// and failure reports.
+func (s *ISS) Describe() string {
+	out := fmt.Sprintf("epoch=%d next=%d end=%d stable=%d held=%v started=%v restoring=%v decided=%d",
+		s.layout.Epoch, s.nextDeliver, s.layout.End(), s.stable.Checkpoint.Epoch, s.stableData != nil, s.started, s.restoring != nil, len(s.decided))
+	for seg, in := range s.insts {
+		v, ch := in.View()
+		out += fmt.Sprintf(" seg%d[%s v%d ch=%v done=%v]", seg, s.layout.Leaders[seg], v, ch, in.Done())
+	}
+	return out
+}

@@ -1,0 +1,26 @@
+package iss
+
+import (
+	"time"
+
+	"github.com/mirsubnet/mirsubnet/consensus/pbft"
+)
+
+func durationOf(d interface{ Nanoseconds() int64 }) time.Duration {
+	return time.Duration(d.Nanoseconds())
+}
+
+// walHeader returns the PBFT header of a recovered WAL entry.
+func walHeader(entry any) (pbft.Header, bool) {
+	switch e := entry.(type) {
+	case pbft.WALPreprepare:
+		return e.PP.H, true
+	case pbft.WALCommit:
+		return e.C.H, true
+	case pbft.WALViewChange:
+		return e.SVC.VC.H, true
+	case pbft.WALNewView:
+		return e.NV.H, true
+	}
+	return pbft.Header{}, false
+}
