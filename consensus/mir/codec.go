@@ -14,24 +14,24 @@ import (
 // Each package owns a range of 100 tags starting at its base; see
 // docs/adr/0001-event-representation.md for the table.
 const (
-	TagBase          uint64 = 1_650_000 // first tag of the mirsubnet range
-	TagBaseMir              = TagBase + 0
-	TagBaseEvents           = TagBase + 100
-	TagBaseSample           = TagBase + 200
-	TagBaseWAL              = TagBase + 300
-	TagBaseTimer            = TagBase + 400
-	TagBaseCrypto           = TagBase + 500
-	TagBaseEventLog         = TagBase + 600
-	TagBaseMembership       = TagBase + 700
-	TagBaseISS              = TagBase + 1000
-	TagBasePBFT             = TagBase + 1100
-	TagBaseCheckpoint       = TagBase + 1200
-	TagBaseSim              = TagBase + 1300
-	TagBaseTransport        = TagBase + 2000
-	TagBaseMempool          = TagBase + 2100
-	TagBaseApp              = TagBase + 2200
-	TagBaseStateManager     = TagBase + 2300
-	TagBaseTest             = TagBase + 9000 // tests of any package
+	TagBase             uint64 = 1_650_000 // first tag of the mirsubnet range
+	TagBaseMir                 = TagBase + 0
+	TagBaseEvents              = TagBase + 100
+	TagBaseSample              = TagBase + 200
+	TagBaseWAL                 = TagBase + 300
+	TagBaseTimer               = TagBase + 400
+	TagBaseCrypto              = TagBase + 500
+	TagBaseEventLog            = TagBase + 600
+	TagBaseMembership          = TagBase + 700
+	TagBaseISS                 = TagBase + 1000
+	TagBasePBFT                = TagBase + 1100
+	TagBaseCheckpoint          = TagBase + 1200
+	TagBaseSim                 = TagBase + 1300
+	TagBaseTransport           = TagBase + 2000
+	TagBaseMempool             = TagBase + 2100
+	TagBaseApp                 = TagBase + 2200
+	TagBaseStateManager        = TagBase + 2300
+	TagBaseTest                = TagBase + 9000 // tests of any package
 )
 
 // Decoding limits applied to every untrusted byte string.

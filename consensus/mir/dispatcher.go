@@ -22,6 +22,10 @@ type Dispatcher struct {
 	pending int
 	// dispatched counts events handed to modules since creation.
 	dispatched uint64
+	// lastDest and lastQueue cache the last successful lookup: lastQueue is
+	// the queue lastDest routes to, or nil before the first lookup.
+	lastDest  ModuleID
+	lastQueue *queue
 }
 
 // queue holds the events waiting for one module.
@@ -91,38 +95,101 @@ func (d *Dispatcher) HasWork() bool { return d.pending > 0 }
 
 // Enqueue accepts events entering from an active module (src) or from
 // outside (src ""). It stamps Src on each event, records the batch and
-// queues the events for their destinations.
+// queues the events for their destinations. Enqueue takes ownership of the
+// slice (it writes Src into it). If an event is addressed to an unknown
+// module, Enqueue queues none of the events and returns an error wrapping
+// ErrUnknownModule (a *ModuleError naming src when src is not empty).
 func (d *Dispatcher) Enqueue(src ModuleID, events EventList) error {
 	if len(events) == 0 {
 		return nil
 	}
 	for i := range events {
 		events[i].Src = src
+		if d.lookup(events[i].Dest) == nil {
+			err := fmt.Errorf("%w %q (event %s from %q)", ErrUnknownModule, events[i].Dest, PayloadName(events[i].Payload), src)
+			if src == "" {
+				return err
+			}
+			ev := events[i]
+			return &ModuleError{Module: src, Event: &ev, Batch: len(events), Err: err}
+		}
 	}
 	if d.interceptor != nil {
 		if err := d.interceptor.Intercept(RecordInbound, src, events); err != nil {
 			return fmt.Errorf("mir: interceptor: %w", err)
 		}
 	}
-	for i := range events {
-		if err := d.route(events[i]); err != nil {
-			return err
-		}
+	if i, err := d.routeRuns(events); err != nil {
+		return fmt.Errorf("%w (event %d of an inbound batch): %w", errBrokenInvariant, i, err)
 	}
 	return nil
 }
 
+// errBrokenInvariant marks an error that cannot happen unless the
+// dispatcher's code is wrong.
+var errBrokenInvariant = errors.New("mir: broken dispatcher invariant")
+
+// routeRuns queues evs, appending each run of consecutive events for the
+// same module at once. On an unknown destination it returns the index of
+// the event and an error wrapping ErrUnknownModule; the events before it
+// are queued.
+func (d *Dispatcher) routeRuns(evs EventList) (int, error) {
+	for i := 0; i < len(evs); {
+		q := d.lookup(evs[i].Dest)
+		if q == nil {
+			return i, fmt.Errorf("%w %q (event %s from %q)", ErrUnknownModule, evs[i].Dest, PayloadName(evs[i].Payload), evs[i].Src)
+		}
+		j := i + 1
+		for j < len(evs) && (evs[j].Dest == d.lastDest || d.lookup(evs[j].Dest) == q) {
+			j++
+		}
+		q.pushAll(evs[i:j])
+		d.pending += j - i
+		i = j
+	}
+	return len(evs), nil
+}
+
+// lookup returns the queue of the module dest is routed to, or nil. It
+// caches the last destination looked up: consecutive events usually go to
+// the same module, and comparing equal strings that share their bytes is
+// cheaper than hashing them.
+func (d *Dispatcher) lookup(dest ModuleID) *queue {
+	if dest == d.lastDest && d.lastQueue != nil {
+		return d.lastQueue
+	}
+	q := d.index[dest.Top()]
+	if q != nil {
+		d.lastDest, d.lastQueue = dest, q
+	}
+	return q
+}
+
 func (d *Dispatcher) route(e Event) error {
-	q, ok := d.index[e.Dest.Top()]
-	if !ok {
+	q := d.lookup(e.Dest)
+	if q == nil {
 		return fmt.Errorf("%w %q (event %s from %q)", ErrUnknownModule, e.Dest, PayloadName(e.Payload), e.Src)
 	}
+	q.push(e)
+	d.pending++
+	return nil
+}
+
+// push appends e to the queue, reusing the spare backing array if the queue
+// is empty.
+func (q *queue) push(e Event) {
 	if q.events == nil && q.spare != nil {
 		q.events, q.spare = q.spare[:0], nil
 	}
 	q.events = append(q.events, e)
-	d.pending++
-	return nil
+}
+
+// pushAll appends evs to the queue (see push).
+func (q *queue) pushAll(evs EventList) {
+	if q.events == nil && q.spare != nil {
+		q.events, q.spare = q.spare[:0], nil
+	}
+	q.events = append(q.events, evs...)
 }
 
 // Round dispatches, in module-ID order, the whole queue of every module that
@@ -169,15 +236,16 @@ func (d *Dispatcher) applyPassive(q *queue, batch EventList) error {
 	}
 	for i := range out {
 		out[i].Src = q.id
-		if err := d.route(out[i]); err != nil {
-			return &ModuleError{Module: q.id, Batch: len(batch), Err: err}
-		}
+	}
+	if _, err := d.routeRuns(out); err != nil {
+		return &ModuleError{Module: q.id, Batch: len(batch), Err: err}
 	}
 	for i := range batch {
 		for _, f := range batch[i].Next {
 			f.Src = q.id
 			if err := d.route(f); err != nil {
-				return &ModuleError{Module: q.id, Event: &batch[i], Batch: len(batch), Err: err}
+				ev := batch[i]
+				return &ModuleError{Module: q.id, Event: &ev, Batch: len(batch), Err: err}
 			}
 		}
 	}
@@ -211,7 +279,8 @@ func safeApply(q *queue, batch EventList) (out EventList, err error) {
 				ev := ep.event
 				me.Event, me.Panic = &ev, ep.value
 			} else if len(batch) == 1 {
-				me.Event = &batch[0]
+				ev := batch[0]
+				me.Event = &ev
 			}
 			me.Err = fmt.Errorf("panic: %v", me.Panic)
 			out, err = nil, me
@@ -225,7 +294,8 @@ func safeApply(q *queue, batch EventList) (out EventList, err error) {
 			ev := ee.Event
 			me.Event = &ev
 		} else if len(batch) == 1 {
-			me.Event = &batch[0]
+			ev := batch[0]
+			me.Event = &ev
 		}
 		return nil, me
 	}

@@ -68,8 +68,10 @@ type eventPanic struct {
 
 // ApplyEach is the usual body of a passive module's ApplyEvents: it applies
 // apply to each event in order and concatenates the outputs. Errors are
-// annotated with the event (EventError); a panic is re-raised carrying the
-// event so that the node can name it.
+// annotated with the event (EventError) unless apply already returned an
+// EventError (from a submodule's ApplyEach), which is kept so that the
+// innermost event is named; a panic is likewise re-raised carrying the
+// innermost event so that the node can name it.
 func ApplyEach(events EventList, apply func(Event) (EventList, error)) (out EventList, err error) {
 	var cur *Event
 	defer func() {
@@ -87,6 +89,10 @@ func ApplyEach(events EventList, apply func(Event) (EventList, error)) (out Even
 		cur = &events[i]
 		evs, err := apply(events[i])
 		if err != nil {
+			var ee *EventError
+			if errors.As(err, &ee) {
+				return nil, err
+			}
 			return nil, &EventError{Event: events[i], Err: err}
 		}
 		out = append(out, evs...)

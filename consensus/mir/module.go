@@ -10,7 +10,9 @@ type Module interface{}
 // not start goroutines, read a clock, use global randomness, perform I/O or
 // take locks, so that replaying its inputs reproduces its outputs exactly.
 // It must not modify the events it is given, nor retain and later modify the
-// events it returns.
+// events it returns. It may keep the Event values it is given, but not the
+// slice holding them: the dispatcher reuses that slice once ApplyEvents has
+// returned (unless an interceptor is installed).
 type PassiveModule interface {
 	ApplyEvents(events EventList) (EventList, error)
 }
@@ -19,7 +21,10 @@ type PassiveModule interface {
 // timers, worker pools). The node hands it events with ApplyEvents (called
 // from one goroutine per module, never concurrently) and reads what it emits
 // from EventsOut. An active module releases the follow-ups (Next) of events it
-// is given itself, by emitting them when their parent is done.
+// is given itself, by emitting them when their parent is done. A batch sent
+// on EventsOut belongs to the node from then on: the node writes Src into it,
+// so the module must not touch the slice again. The node does not reuse the
+// batches it hands to ApplyEvents.
 type ActiveModule interface {
 	// ApplyEvents hands over events. It may block to apply backpressure but
 	// must return once ctx is done.

@@ -12,7 +12,13 @@ import (
 // NodeParams are the node's tunables.
 type NodeParams struct {
 	// HighWatermark: above this many buffered events the loop stops reading
-	// the outputs of active modules.
+	// the outputs of active modules. Buffered events are those queued in the
+	// dispatcher plus those handed to active modules' feeders and not yet
+	// accepted by their ApplyEvents. They never exceed HighWatermark plus the
+	// size of one inbound batch, unless passive modules themselves produce
+	// more events than they consume. In addition, up to InboundCapacity
+	// batches wait in the inbound channel and each active module's forwarder
+	// holds at most one batch.
 	HighWatermark int
 	// LowWatermark: the loop resumes reading once buffered events fall to
 	// this number or below.
@@ -51,9 +57,11 @@ type Node struct {
 
 	stopOnce sync.Once
 	stopCh   chan struct{}
-	runOnce  sync.Once
-	done     chan struct{}
-	err      error
+	// started is set by the first call of Run.
+	started atomic.Bool
+	// done is closed when Run has returned; err is valid from then on.
+	done chan struct{}
+	err  error
 }
 
 // activeRunner feeds one active module from a queue on its own goroutine.
@@ -110,9 +118,13 @@ func (n *Node) ID() NodeID { return n.id }
 
 // Stats are counters of a running node.
 type Stats struct {
-	Dispatched  uint64
+	// Dispatched is the number of events handed to modules.
+	Dispatched uint64
+	// MaxBuffered is the largest number of buffered events the loop saw
+	// (see NodeParams.HighWatermark).
 	MaxBuffered int64
-	Pauses      int64
+	// Pauses is the number of times the loop stopped reading inbound events.
+	Pauses int64
 }
 
 // Stats returns the node's counters. Dispatched is exact only after Run returned.
@@ -121,18 +133,39 @@ func (n *Node) Stats() Stats {
 }
 
 // InjectEvents feeds events into the node from outside (tests, clients). It
-// blocks while the node applies backpressure and fails once it stopped.
+// validates the events (registered payloads, known destination modules),
+// blocks while the node applies backpressure and returns ErrStopped once the
+// node was stopped or Run returned. The events are copied; the caller keeps
+// the slice. Events accepted before the node stops may never be dispatched.
 func (n *Node) InjectEvents(ctx context.Context, events EventList) error {
 	for _, e := range events {
 		if err := CheckEvent(e); err != nil {
 			return err
 		}
+		if !n.disp.Has(e.Dest) { // the index is read-only after NewNode
+			return fmt.Errorf("%w %q (injected event %s)", ErrUnknownModule, e.Dest, PayloadName(e.Payload))
+		}
 	}
+	if len(events) == 0 {
+		return nil
+	}
+	// Check first: select picks at random among ready cases, and the inbound
+	// channel may have room after the node stopped.
 	select {
-	case n.inbound <- ActiveBatch{Events: events}:
+	case <-n.stopCh:
+		return ErrStopped
+	case <-n.done:
+		return ErrStopped
+	default:
+	}
+	batch := ActiveBatch{Events: append(EventList(nil), events...)}
+	select {
+	case n.inbound <- batch:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-n.stopCh:
+		return ErrStopped
 	case <-n.done:
 		return ErrStopped
 	}
@@ -157,18 +190,19 @@ func (n *Node) Err() error {
 // started and returns. It returns ErrStopped after Stop or cancellation, or
 // the error that stopped the node. Run may be called once.
 func (n *Node) Run(ctx context.Context) error {
-	err := errors.New("mir: Run called twice")
-	n.runOnce.Do(func() {
-		err = n.run(ctx)
-		n.err = err
-		close(n.done)
-	})
+	if !n.started.CompareAndSwap(false, true) {
+		return errors.New("mir: Run called twice")
+	}
+	err := n.run(ctx)
+	n.err = err
+	close(n.done)
 	return err
 }
 
 func (n *Node) run(parent context.Context) error {
 	ctx, cancel := context.WithCancel(parent)
 	var wg sync.WaitGroup
+	// Every goroutine below sends at most one error: errCh never blocks.
 	errCh := make(chan error, 2*len(n.active)+1)
 	for _, id := range n.activeOrder {
 		r := n.active[id]
@@ -176,8 +210,8 @@ func (n *Node) run(parent context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := runner.Run(ctx); err != nil && ctx.Err() == nil {
-					errCh <- fmt.Errorf("module %s: %w", id, err)
+				if err := runModule(ctx, id, runner); err != nil {
+					errCh <- err
 				}
 			}()
 		}
@@ -196,6 +230,51 @@ func (n *Node) run(parent context.Context) error {
 	return err
 }
 
+// runModule runs an active module's Run, turning a failure or a panic into a
+// *ModuleError. It returns nil when Run ends because ctx was cancelled.
+func runModule(ctx context.Context, id ModuleID, runner Runner) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &ModuleError{Module: id, Panic: r, Err: fmt.Errorf("panic in Run: %v", r)}
+		}
+	}()
+	if err := runner.Run(ctx); err != nil && ctx.Err() == nil {
+		return &ModuleError{Module: id, Err: err}
+	}
+	return nil
+}
+
+// applyActive hands a batch to an active module, turning a panic into a
+// *ModuleError.
+func applyActive(ctx context.Context, r *activeRunner, batch EventList) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			me := &ModuleError{Module: r.id, Batch: len(batch), Panic: p, Err: fmt.Errorf("panic: %v", p)}
+			if len(batch) == 1 {
+				ev := batch[0]
+				me.Event = &ev
+			}
+			err = me
+		}
+	}()
+	if err := r.mod.ApplyEvents(ctx, batch); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		me := &ModuleError{Module: r.id, Batch: len(batch), Err: err}
+		var ee *EventError
+		if errors.As(err, &ee) {
+			ev := ee.Event
+			me.Event = &ev
+		} else if len(batch) == 1 {
+			ev := batch[0]
+			me.Event = &ev
+		}
+		return me
+	}
+	return nil
+}
+
 // forward moves a module's outputs into the node's inbound channel. It blocks
 // while the loop is not reading (flow control).
 func (n *Node) forward(ctx context.Context, r *activeRunner) {
@@ -205,6 +284,9 @@ func (n *Node) forward(ctx context.Context, r *activeRunner) {
 		case evs, ok := <-out:
 			if !ok {
 				return
+			}
+			if len(evs) == 0 {
+				continue
 			}
 			select {
 			case n.inbound <- ActiveBatch{Module: r.id, Events: evs}:
@@ -234,11 +316,11 @@ func (n *Node) feed(ctx context.Context, r *activeRunner) error {
 				break
 			}
 			for _, batch := range q {
-				if err := r.mod.ApplyEvents(ctx, batch); err != nil {
-					if ctx.Err() != nil {
-						return nil
-					}
-					return &ModuleError{Module: r.id, Batch: len(batch), Err: err}
+				if err := applyActive(ctx, r, batch); err != nil {
+					return err
+				}
+				if ctx.Err() != nil {
+					return nil
 				}
 				n.activeBuffered.Add(-int64(len(batch)))
 				select {
@@ -254,25 +336,20 @@ func (n *Node) buffered() int64 {
 	return int64(n.disp.Pending()) + n.activeBuffered.Load()
 }
 
+// loop is the event loop. Invariant: it reads inbound batches only while
+// reading is true, and reading turns false as soon as more than HighWatermark
+// events are buffered, so buffered events never exceed HighWatermark plus one
+// inbound batch.
 func (n *Node) loop(ctx context.Context, errCh chan error) error {
 	reading := true
 	for {
-		// Flow control.
-		b := n.buffered()
-		if b > n.maxBuffered.Load() {
-			n.maxBuffered.Store(b)
-		}
-		if reading && b >= int64(n.params.HighWatermark) {
-			reading = false
-			n.paused.Add(1)
-		} else if !reading && b <= int64(n.params.LowWatermark) {
-			reading = true
-		}
+		reading = n.flowControl(reading)
 
 		if n.disp.HasWork() {
 			// Take what has arrived without blocking, then run a round.
 			if reading {
-				if err := n.pollInbound(); err != nil {
+				var err error
+				if reading, err = n.pollInbound(); err != nil {
 					return err
 				}
 			}
@@ -311,20 +388,47 @@ func (n *Node) loop(ctx context.Context, errCh chan error) error {
 	}
 }
 
-// pollInbound enqueues at most a few waiting batches without blocking.
-func (n *Node) pollInbound() error {
-	for i := 0; i < 8; i++ {
+// flowControl updates the statistics and returns whether the loop may read
+// inbound batches: it stops above HighWatermark buffered events and resumes
+// at LowWatermark or below.
+func (n *Node) flowControl(reading bool) bool {
+	b := n.buffered()
+	if b > n.maxBuffered.Load() {
+		n.maxBuffered.Store(b)
+	}
+	switch {
+	case reading && b > int64(n.params.HighWatermark):
+		n.paused.Add(1)
+		return false
+	case !reading && b <= int64(n.params.LowWatermark):
+		return true
+	}
+	return reading
+}
+
+// pollInbound enqueues at most a few waiting batches without blocking,
+// applying flow control after each. It returns whether the loop may go on
+// reading.
+func (n *Node) pollInbound() (bool, error) {
+	for i := 0; i < maxPollBatches; i++ {
 		select {
 		case batch := <-n.inbound:
 			if err := n.disp.Enqueue(batch.Module, batch.Events); err != nil {
-				return err
+				return false, err
+			}
+			if !n.flowControl(true) {
+				return false, nil
 			}
 		default:
-			return nil
+			return true, nil
 		}
 	}
-	return nil
+	return true, nil
 }
+
+// maxPollBatches bounds the inbound batches taken between two rounds, so that
+// a flood of inbound events cannot starve dispatch.
+const maxPollBatches = 8
 
 func (n *Node) round() error {
 	batches, err := n.disp.Round()
