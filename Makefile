@@ -3,8 +3,8 @@ GO        ?= go
 PKGS      := ./...
 # Packages run under the race detector. The simulator is single-goroutine by
 # design and runs without it (the race detector would only slow it down).
-RACE_PKGS  = $(shell $(GO) list ./... | grep -v '/consensus/sim$$')
-SIM_PKGS   = ./consensus/sim
+RACE_PKGS  = $(shell $(GO) list ./... | grep -v '/consensus/sim')
+SIM_PKGS   = ./consensus/sim/...
 FUZZTIME  ?= 30s
 SEEDS     ?= 100000
 BIN       := bin/mirsubnet
@@ -23,11 +23,11 @@ test-race:
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 
 test-sim:
-	@if [ -d consensus/sim ]; then $(GO) test -count=1 -timeout 20m $(SIM_PKGS); fi
+	$(GO) test -count=1 -timeout 20m $(SIM_PKGS)
 
 ## test-bugs: the simulator must catch every deliberately planted protocol bug.
 test-bugs:
-	@if [ -d consensus/sim ]; then $(GO) test -tags mirbugs -count=1 -timeout 20m -run 'TestPlantedBugs' $(SIM_PKGS); fi
+	$(GO) test -tags mirbugs -count=1 -timeout 20m -run 'TestPlantedBugs' ./consensus/sim/isssim
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (echo "gofmt needed:"; gofmt -l .; exit 1)
@@ -54,7 +54,13 @@ bench:
 
 ## sim-deep: the long simulator run (SEEDS random seeds).
 sim-deep:
-	$(GO) test -count=1 -timeout 0 -run 'TestRandomSeeds|TestTwins' $(SIM_PKGS) -seeds=$(SEEDS)
+	$(GO) test -count=1 -timeout 0 -run 'TestRandomSeeds|TestTwins' ./consensus/sim/isssim -seeds=$(SEEDS)
+
+## run: a local network of sample-protocol nodes, its event log, and a replay of it.
+run: build
+	rm -rf run/eventlog
+	$(BIN) sample --nodes 4 --broadcasts 100 --eventlog run/eventlog
+	$(BIN) mircat replay --modules rbc run/eventlog
 
 clean:
 	rm -rf bin
