@@ -41,6 +41,9 @@ type Checkpoint struct {
 	BlockCID []byte
 	// Leaders of Epoch, in order (derived from the delivered log).
 	Leaders []mir.NodeID
+	// Bans are the leader bans in force at the start of Epoch, sorted by
+	// node (derived from the delivered log, see iss.NextBans).
+	Bans []Ban
 	// Memberships[i] is the validator set of epoch Epoch+i.
 	Memberships []*membership.Set
 	// PrevHash is the hash of the checkpoint of the previous epoch (zero for
@@ -83,10 +86,25 @@ func (c Checkpoint) Check() error {
 		}
 		seen[l] = true
 	}
+	for i, b := range c.Bans {
+		if i > 0 && c.Bans[i-1].Node >= b.Node {
+			return fmt.Errorf("%w: bans not sorted", ErrInvalid)
+		}
+	}
 	if len(c.StateRoot) > 64 || len(c.BlockCID) > 128 {
 		return fmt.Errorf("%w: oversized state root or block CID", ErrInvalid)
 	}
 	return nil
+}
+
+// Ban excludes Node from the leader set of every epoch before Until.
+// Strikes counts its recent offences (segments that needed a view change);
+// each one doubles the next ban.
+type Ban struct {
+	_       struct{} `cbor:",toarray"`
+	Node    mir.NodeID
+	Until   ordering.Epoch
+	Strikes uint32
 }
 
 // Membership returns the validator set of epoch e if the checkpoint knows it.

@@ -39,7 +39,20 @@ func (s *ISS) onStatus(from mir.NodeID, st Status) mir.EventList {
 	if len(slots) == 0 {
 		return nil
 	}
-	return mir.EventList{s.sendTo([]mir.NodeID{from}, CommittedSlots{Epoch: st.Epoch, Slots: slots})}
+	to := []mir.NodeID{from}
+	out := mir.EventList{s.sendTo(to, CommittedSlots{Epoch: st.Epoch, Slots: slots})}
+	if st.Epoch == s.prevEpoch {
+		// Our commits of the previous epoch let the peer complete its commit
+		// quorums (together with the bodies above).
+		for _, in := range s.prevInsts {
+			for _, c := range in.Commits() {
+				if c.SeqNr >= st.NextDeliver {
+					out = append(out, s.sendTo(to, c))
+				}
+			}
+		}
+	}
+	return out
 }
 
 // onCommittedSlots accepts a slot value once a weak quorum (by weight, so at
@@ -61,6 +74,10 @@ func (s *ISS) onCommittedSlots(from mir.NodeID, m CommittedSlots) mir.EventList 
 		seg := s.layout.SegmentOf(sv.SeqNr)
 		in := s.insts[seg]
 		if _, done := in.Decided(sv.SeqNr); done {
+			continue
+		}
+		if acts := in.AddBody(sv.SeqNr, sv.Proposal); len(acts) > 0 {
+			out = append(out, s.applyActions(uint32(seg), acts)...)
 			continue
 		}
 		c := s.claims[sv.SeqNr]

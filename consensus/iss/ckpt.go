@@ -17,6 +17,7 @@ type ckptState struct {
 	// state snapshot at it.
 	own     *checkpoint.Checkpoint
 	ownHash checkpoint.Hash
+	ownMsg  *CheckpointMsg
 	data    []byte
 	// byHash: checkpoints seen, their signatures and signature tallies.
 	byHash map[checkpoint.Hash]checkpoint.Checkpoint
@@ -52,7 +53,7 @@ func (s *ISS) onStateSnapshot(ss StateSnapshot) mir.EventList {
 		ms[i] = s.members(e + uint64(i))
 	}
 	ck := checkpoint.Checkpoint{Epoch: e, SeqNr: l.FirstSN, StateRoot: ss.Root, Height: ss.Height, BlockCID: ss.BlockCID,
-		Leaders: l.Leaders, Memberships: ms, PrevHash: prev}
+		Leaders: l.Leaders, Bans: s.bans[e], Memberships: ms, PrevHash: prev}
 	h := ck.Hash()
 	s.prevHash[e] = h
 	c := s.ckpt(e)
@@ -62,6 +63,7 @@ func (s *ISS) onStateSnapshot(ss StateSnapshot) mir.EventList {
 		panic("iss: sign own checkpoint: " + err.Error())
 	}
 	msg := CheckpointMsg{Checkpoint: ck, Signature: sig}
+	c.ownMsg = &msg
 	out := s.persistThenSend(WALCheckpointSig{Msg: msg}, e, s.sendTo(nil, msg))
 	out = append(out, s.addCkptSig(s.cfg.Self, ck, h, sig)...)
 	// A certificate may have formed before our own snapshot arrived.
@@ -151,6 +153,7 @@ func (s *ISS) persistStable() mir.EventList {
 	for k := range s.layouts {
 		if k+1 < e {
 			delete(s.layouts, k)
+			delete(s.bans, k)
 		}
 	}
 	for k := range s.prevHash {
@@ -251,6 +254,7 @@ func (s *ISS) jumpTo(cert checkpoint.Certificate, data []byte, persist bool) mir
 	s.stable, s.stableData = cert, data
 	s.learnSets(cert.Checkpoint)
 	s.prevHash[e] = cert.Checkpoint.Hash()
+	s.bans[e] = cert.Checkpoint.Bans
 	s.started = true
 	out := mir.EventList{mir.NewEvent(s.w.Mempool, ResetProposals{})}
 	if persist {

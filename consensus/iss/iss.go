@@ -55,8 +55,13 @@ type ISS struct {
 	delivered     map[ordering.SeqNr]pbft.Proposal
 	prevDelivered map[ordering.SeqNr]pbft.Proposal
 	prevEpoch     ordering.Epoch
+	// prevInsts are the previous epoch's instances, kept to resend this
+	// node's commits to peers still finishing that epoch.
+	prevInsts []*pbft.Instance
 	// suspects are leaders of the current epoch with an aborted slot.
 	suspects map[mir.NodeID]bool
+	// bans[e] are the leader bans in force at the start of epoch e.
+	bans map[ordering.Epoch][]checkpoint.Ban
 
 	// Leader pipeline of the current epoch: mySeg is the local segment or
 	// -1; reqNext the index of the next slot to request a batch for;
@@ -115,7 +120,7 @@ func New(cfg Config) (*ISS, error) {
 	}
 	s := &ISS{cfg: cfg, p: cfg.Params, w: cfg.Wiring, sets: map[ordering.Epoch]*membership.Set{},
 		ckpts: map[ordering.Epoch]*ckptState{}, prevHash: map[ordering.Epoch]checkpoint.Hash{},
-		layouts: map[ordering.Epoch]Layout{}, pendingVotes: map[ordering.Epoch][]any{},
+		layouts: map[ordering.Epoch]Layout{}, bans: map[ordering.Epoch][]checkpoint.Ban{}, pendingVotes: map[ordering.Epoch][]any{},
 		lastStatus: map[mir.NodeID]Status{}, mySeg: -1}
 	s.learnSets(cfg.Genesis)
 	s.stable = checkpoint.Certificate{Checkpoint: cfg.Genesis}
@@ -177,10 +182,10 @@ func (s *ISS) apply(e mir.Event) (mir.EventList, error) {
 	case CutTimeout:
 		return s.onCutTimeout(ev), nil
 	case ViewTimeout:
-		if !s.started || ev.Epoch != s.layout.Epoch || int(ev.Seg) >= len(s.insts) {
-			return nil, nil
+		if in := s.instance(ev.Epoch, ev.Seg); in != nil && s.started {
+			return s.applyEpochActions(ev.Epoch, ev.Seg, in.Timeout(ev.View)), nil
 		}
-		return s.applyActions(ev.Seg, s.insts[ev.Seg].Timeout(ev.View)), nil
+		return nil, nil
 	case ResendTick:
 		return s.onTick(), nil
 	case StateSnapshot:
@@ -232,8 +237,13 @@ func (s *ISS) timerRepeat(payload any, period interface{ Nanoseconds() int64 }) 
 
 // applyActions turns a current-epoch instance's actions into events.
 func (s *ISS) applyActions(seg uint32, acts []pbft.Action) mir.EventList {
+	return s.applyEpochActions(s.layout.Epoch, seg, acts)
+}
+
+// applyEpochActions turns the actions of an instance of epoch (the current
+// or the previous one) into events; decisions count only in the current one.
+func (s *ISS) applyEpochActions(epoch ordering.Epoch, seg uint32, acts []pbft.Action) mir.EventList {
 	var out mir.EventList
-	epoch := s.layout.Epoch
 	for _, a := range acts {
 		switch a := a.(type) {
 		case pbft.SendAction:
@@ -258,14 +268,26 @@ func (s *ISS) applyActions(seg uint32, acts []pbft.Action) mir.EventList {
 	return out
 }
 
+// instance returns the PBFT instance of a segment of the current or the
+// previous epoch (the latter keeps helping peers that finish it), or nil.
+func (s *ISS) instance(e ordering.Epoch, seg uint32) *pbft.Instance {
+	switch {
+	case e == s.layout.Epoch && int(seg) < len(s.insts):
+		return s.insts[seg]
+	case s.prevInsts != nil && e == s.prevEpoch && int(seg) < len(s.prevInsts):
+		return s.prevInsts[seg]
+	}
+	return nil
+}
+
 // --- epochs and delivery ---
 
 // startEpoch installs layout as the current epoch.
 func (s *ISS) startEpoch(l Layout) mir.EventList {
 	if s.delivered != nil && s.layout.Epoch+1 == l.Epoch {
-		s.prevDelivered, s.prevEpoch = s.delivered, s.layout.Epoch
+		s.prevDelivered, s.prevEpoch, s.prevInsts = s.delivered, s.layout.Epoch, s.insts
 	} else {
-		s.prevDelivered = nil
+		s.prevDelivered, s.prevInsts = nil, nil
 	}
 	s.delivered = map[ordering.SeqNr]pbft.Proposal{}
 	s.layout = l
@@ -372,7 +394,9 @@ func (s *ISS) endEpoch() mir.EventList {
 		mir.NewEvent(s.w.App, SnapshotRequest{Epoch: next, SeqNr: s.nextDeliver}),
 		mir.NewEvent(s.w.Mempool, ResetProposals{}),
 	}
-	leaders := NextLeaders(s.members(next).IDs(), s.suspects)
+	bans := NextBans(s.bans[s.layout.Epoch], s.layout.Leaders, s.suspects, next)
+	s.bans[next] = bans
+	leaders := NextLeaders(s.members(next).IDs(), bans, next)
 	return append(out, s.startEpoch(Layout{Epoch: next, FirstSN: s.nextDeliver, Leaders: leaders,
 		SegLen: s.p.SegmentLength, NumBuckets: s.p.NumBuckets})...)
 }
@@ -442,9 +466,10 @@ func (s *ISS) onCutTimeout(ct CutTimeout) mir.EventList {
 
 func (s *ISS) onMessage(from mir.NodeID, msg any) mir.EventList {
 	if h, ok := pbft.HeaderOf(msg); ok {
+		if in := s.instance(h.Epoch, h.Seg); in != nil {
+			return s.applyEpochActions(h.Epoch, h.Seg, in.Step(from, msg))
+		}
 		switch {
-		case h.Epoch == s.layout.Epoch && int(h.Seg) < len(s.insts):
-			return s.applyActions(h.Seg, s.insts[h.Seg].Step(from, msg))
 		case h.Epoch == s.layout.Epoch+1 && len(s.future) < s.p.MaxFutureMessages:
 			s.future = append(s.future, futureMsg{from: from, msg: msg})
 		default:
@@ -479,7 +504,18 @@ func (s *ISS) onTick() mir.EventList {
 	for seg, in := range s.insts {
 		out = append(out, s.applyActions(uint32(seg), in.Resend())...)
 	}
+	if s.prevInsts != nil {
+		for seg, in := range s.prevInsts {
+			out = append(out, s.applyEpochActions(s.prevEpoch, uint32(seg), in.Resend())...)
+		}
+	}
 	out = append(out, s.sendTo(nil, Status{Epoch: s.layout.Epoch, NextDeliver: s.nextDeliver}))
+	// Resend our signature of checkpoints not yet stable.
+	for e := s.stable.Checkpoint.Epoch + 1; e <= s.layout.Epoch; e++ {
+		if c := s.ckpts[e]; c != nil && c.ownMsg != nil {
+			out = append(out, s.sendTo(nil, *c.ownMsg))
+		}
+	}
 	return append(out, s.maybeFetchState()...)
 }
 
@@ -491,6 +527,14 @@ func (s *ISS) Describe() string {
 	for seg, in := range s.insts {
 		v, ch := in.View()
 		out += fmt.Sprintf(" seg%d[%s v%d ch=%v done=%v]", seg, s.layout.Leaders[seg], v, ch, in.Done())
+		if ch {
+			out += " {" + in.Describe() + "}"
+		}
+	}
+	for seg, in := range s.prevInsts {
+		if v, ch := in.View(); ch || v > 0 {
+			out += fmt.Sprintf(" prev%d {%s}", seg, in.Describe())
+		}
 	}
 	return out
 }

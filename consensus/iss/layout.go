@@ -3,6 +3,7 @@ package iss
 import (
 	"sort"
 
+	"github.com/mirsubnet/mirsubnet/consensus/checkpoint"
 	"github.com/mirsubnet/mirsubnet/consensus/mir"
 	"github.com/mirsubnet/mirsubnet/consensus/ordering"
 )
@@ -59,13 +60,56 @@ func (l Layout) Buckets(seg int) []int {
 	return out
 }
 
-// NextLeaders returns the leaders of the epoch after one whose segments led
-// by suspects ended with an aborted slot: every validator except the
-// suspects, in ID order, or every validator if that leaves none.
-func NextLeaders(validators []mir.NodeID, suspects map[mir.NodeID]bool) []mir.NodeID {
+// MaxStrikes caps the exponent of leader bans: a leader is banned for at most
+// 2^(MaxStrikes-1) epochs.
+const MaxStrikes = 6
+
+// NextBans derives the bans in force at the start of epoch next from those
+// at the start of the epoch before it, its leaders and which of them had a
+// segment with an aborted slot (suspects). A suspect gets one more strike and
+// is banned for 2^(strikes-1) epochs; a leader whose segment completed loses
+// a strike. The result is sorted by node; every node derives the same from
+// the same delivered log.
+func NextBans(prev []checkpoint.Ban, leaders []mir.NodeID, suspects map[mir.NodeID]bool, next ordering.Epoch) []checkpoint.Ban {
+	m := map[mir.NodeID]checkpoint.Ban{}
+	for _, b := range prev {
+		m[b.Node] = b
+	}
+	for _, l := range leaders {
+		b := m[l]
+		b.Node = l
+		if suspects[l] {
+			if b.Strikes < MaxStrikes {
+				b.Strikes++
+			}
+			b.Until = next + (uint64(1) << (b.Strikes - 1))
+		} else if b.Strikes > 0 {
+			b.Strikes--
+		}
+		m[l] = b
+	}
+	out := make([]checkpoint.Ban, 0, len(m))
+	for _, b := range m {
+		if b.Strikes > 0 || b.Until > next {
+			out = append(out, b)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
+}
+
+// NextLeaders returns the leaders of an epoch: every validator not banned
+// in it, in ID order, or every validator if that leaves none.
+func NextLeaders(validators []mir.NodeID, bans []checkpoint.Ban, epoch ordering.Epoch) []mir.NodeID {
+	banned := map[mir.NodeID]bool{}
+	for _, b := range bans {
+		if b.Until > epoch {
+			banned[b.Node] = true
+		}
+	}
 	var out []mir.NodeID
 	for _, id := range validators {
-		if !suspects[id] {
+		if !banned[id] {
 			out = append(out, id)
 		}
 	}

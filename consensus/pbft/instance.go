@@ -95,6 +95,8 @@ type slot struct {
 	commits  map[vote]*membership.Tally
 	prepBy   map[uint64]map[mir.NodeID]ordering.Digest
 	commitBy map[uint64]map[mir.NodeID]ordering.Digest
+	// myCommit is the latest commit this node sent for the slot (if any).
+	myCommit *Commit
 	// hasP/pView/pDigest: the latest view in which this node prepared.
 	hasP    bool
 	pView   uint64
@@ -121,6 +123,8 @@ type Instance struct {
 	vcs map[uint64]map[mir.NodeID]SignedViewChange
 	// nv is the new view accepted (or sent) for the current view, if any.
 	nv *NewView
+	// vcTimerArmed is 1 + the view whose new-view timer was armed (0: none).
+	vcTimerArmed uint64
 	// nextPropose is the index of the next slot the view-0 leader proposes.
 	nextPropose int
 	// decidedCount counts decided slots; progressMark is its value when the
@@ -279,8 +283,13 @@ func (in *Instance) acceptPP(s *slot, p Proposal, d ordering.Digest, sendPrepare
 	}
 	var acts []Action
 	leader := in.LeaderOf(in.view)
-	in.addPrepare(s, leader, in.view, d)
-	if sendPrepare && in.cfg.Self != leader && !s.sentPrepare {
+	if in.view == 0 {
+		// The leader's own pre-prepare is its prepare. In later views the
+		// pre-prepares come inside a new view that any member may relay, so
+		// every node, the leader included, votes with an explicit prepare.
+		in.addPrepare(s, leader, in.view, d)
+	}
+	if sendPrepare && (in.cfg.Self != leader || in.view > 0) && !s.sentPrepare {
 		s.sentPrepare = true
 		pr := Prepare{H: in.header(), SeqNr: s.sn, Digest: d}
 		acts = append(acts, SendAction{Msg: pr, Persist: WALPreprepare{PP: Preprepare{H: in.header(), SeqNr: s.sn, Proposal: p}}})
@@ -351,6 +360,7 @@ func (in *Instance) checkPrepared(s *slot) []Action {
 	s.hasP, s.pView, s.pDigest = true, in.view, s.ppDigest
 	s.sentCommit = true
 	c := Commit{H: in.header(), SeqNr: s.sn, Digest: s.ppDigest}
+	s.myCommit = &c
 	acts := []Action{SendAction{Msg: c, Persist: WALCommit{C: c}}}
 	in.addCommit(s, in.cfg.Self, in.view, s.ppDigest)
 	if bugs.On(bugs.DeliverBeforeCommit) && !s.decided {
@@ -405,6 +415,55 @@ func (in *Instance) ForceDecide(sn ordering.SeqNr, p Proposal) []Action {
 	return in.decide(s, p)
 }
 
+// AddBody records a proposal body learned from a peer (catch-up). Bodies are
+// keyed by their digest, so an unverified body is harmless; it may complete a
+// slot whose commit quorum is already known.
+func (in *Instance) AddBody(sn ordering.SeqNr, p Proposal) []Action {
+	s := in.bySN[sn]
+	if s == nil || s.decided || p.Check() != nil {
+		return nil
+	}
+	d := p.Digest()
+	if _, ok := s.bodies[d]; ok {
+		return nil
+	}
+	s.bodies[d] = p
+	for _, k := range sortedVotes(s.commits) {
+		if k.digest == d {
+			if acts := in.checkCommitted(s, k); len(acts) > 0 {
+				return acts
+			}
+		}
+	}
+	return nil
+}
+
+// Commits returns the latest commit this node sent for each slot, so that a
+// lagging peer can complete its commit quorums.
+func (in *Instance) Commits() []Commit {
+	var out []Commit
+	for _, s := range in.slots {
+		if s.myCommit != nil {
+			out = append(out, *s.myCommit)
+		}
+	}
+	return out
+}
+
+func sortedVotes(m map[vote]*membership.Tally) []vote {
+	ks := make([]vote, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool {
+		if ks[i].view != ks[j].view {
+			return ks[i].view < ks[j].view
+		}
+		return string(ks[i].digest[:]) < string(ks[j].digest[:])
+	})
+	return ks
+}
+
 // strong reports whether a tally reaches a strong quorum.
 func (in *Instance) strong(t *membership.Tally) bool {
 	if bugs.On(bugs.HalfQuorum) {
@@ -430,24 +489,27 @@ func (in *Instance) Timeout(v uint64) []Action {
 // already durable.
 func (in *Instance) Resend() []Action {
 	var acts []Action
+	for _, c := range in.Commits() {
+		acts = append(acts, SendAction{Msg: c})
+	}
 	if in.changing {
 		if svc, ok := in.vcs[in.view][in.cfg.Self]; ok {
 			acts = append(acts, SendAction{Msg: svc})
 		}
 		return acts
 	}
-	if in.nv != nil && in.LeaderOf(in.view) == in.cfg.Self && !in.Done() {
+	if in.nv != nil && in.LeaderOf(in.view) == in.cfg.Self {
 		acts = append(acts, SendAction{Msg: *in.nv})
 	}
 	for _, s := range in.slots {
+		if s.decided {
+			continue
+		}
 		if in.view == 0 && s.havePP && in.cfg.Self == in.cfg.Leader {
 			acts = append(acts, SendAction{Msg: Preprepare{H: in.header(), SeqNr: s.sn, Proposal: s.pp}})
 		}
 		if s.sentPrepare {
 			acts = append(acts, SendAction{Msg: Prepare{H: in.header(), SeqNr: s.sn, Digest: s.ppDigest}})
-		}
-		if s.sentCommit {
-			acts = append(acts, SendAction{Msg: Commit{H: in.header(), SeqNr: s.sn, Digest: s.ppDigest}})
 		}
 	}
 	return acts
@@ -460,4 +522,18 @@ func sortedSigners(m map[mir.NodeID]SignedViewChange) []mir.NodeID {
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids
+}
+
+// Describe summarises the instance's view-change state for failure reports.
+func (in *Instance) Describe() string {
+	out := fmt.Sprintf("v%d ch=%v armed=%d nv=%v decided=%d/%d vcs:", in.view, in.changing, in.vcTimerArmed, in.nv != nil, in.decidedCount, len(in.slots))
+	views := make([]uint64, 0, len(in.vcs))
+	for v := range in.vcs {
+		views = append(views, v)
+	}
+	sort.Slice(views, func(i, j int) bool { return views[i] < views[j] })
+	for _, v := range views {
+		out += fmt.Sprintf(" v%d%v", v, sortedSigners(in.vcs[v]))
+	}
+	return out
 }

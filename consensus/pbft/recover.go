@@ -25,8 +25,10 @@ func (in *Instance) Restore(entry any) {
 		}
 		s.havePP, s.pp, s.ppDigest = true, pp.Proposal, d
 		leader := in.LeaderOf(in.view)
-		in.addPrepare(s, leader, in.view, d)
-		if in.cfg.Self != leader {
+		if in.view == 0 {
+			in.addPrepare(s, leader, in.view, d)
+		}
+		if in.cfg.Self != leader || in.view > 0 {
 			s.sentPrepare = true
 			in.addPrepare(s, in.cfg.Self, in.view, d)
 		}
@@ -43,6 +45,8 @@ func (in *Instance) Restore(entry any) {
 			s.hasP, s.pView, s.pDigest = true, c.H.View, c.Digest
 		}
 		in.addCommit(s, in.cfg.Self, c.H.View, c.Digest)
+		cc := c
+		s.myCommit = &cc
 		if c.H.View == in.view && !in.changing {
 			s.sentCommit = true
 		}

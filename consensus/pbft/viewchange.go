@@ -35,9 +35,28 @@ func (in *Instance) startViewChange(v uint64) []Action {
 	}
 	svc := SignedViewChange{VC: vc, Signer: in.cfg.Self, Signature: sig}
 	in.storeVC(svc)
-	acts := []Action{SendAction{Msg: svc, Persist: WALViewChange{SVC: svc}}, in.timer()}
+	acts := []Action{SendAction{Msg: svc, Persist: WALViewChange{SVC: svc}}}
 	in.progressMark = in.decidedCount
+	acts = append(acts, in.armViewChangeTimer()...)
 	return append(acts, in.tryNewView()...)
+}
+
+// armViewChangeTimer arms the new-view timer of the view being changed to
+// once a strong quorum announced it (PBFT's rule: a node that moved ahead
+// alone waits for the others instead of running further ahead).
+func (in *Instance) armViewChangeTimer() []Action {
+	if !in.changing || in.vcTimerArmed == in.view+1 {
+		return nil
+	}
+	t := in.cfg.Members.NewTally()
+	for id := range in.vcs[in.view] {
+		t.Add(id)
+	}
+	if !in.strong(t) {
+		return nil
+	}
+	in.vcTimerArmed = in.view + 1
+	return []Action{in.timer()}
 }
 
 // enterView resets the per-view state for view v.
@@ -107,6 +126,11 @@ func (in *Instance) checkVC(svc SignedViewChange) error {
 
 func (in *Instance) onViewChange(from mir.NodeID, svc SignedViewChange) []Action {
 	v := svc.VC.H.View
+	if svc.Signer == from && v <= in.view && !in.changing && in.nv != nil && from != in.cfg.Self {
+		// The sender is still changing to a view we installed: relay the new
+		// view (it is self-certifying; see onNewView).
+		return []Action{SendAction{To: []mir.NodeID{from}, Msg: *in.nv}}
+	}
 	if svc.Signer != from || v < in.view || v > in.view+maxViewsAhead {
 		in.dropped++
 		return nil
@@ -119,7 +143,7 @@ func (in *Instance) onViewChange(from mir.NodeID, svc SignedViewChange) []Action
 		return nil
 	}
 	in.storeVC(svc)
-	var acts []Action
+	acts := in.armViewChangeTimer()
 	// Join rule: a weak quorum announcing views above ours moves us to the
 	// smallest of them.
 	if higher, ok := in.joinView(); ok {
@@ -248,8 +272,13 @@ func (in *Instance) decideSlot(sn ordering.SeqNr, vcs []SignedViewChange) (Propo
 }
 
 func (in *Instance) onNewView(from mir.NodeID, nv NewView) []Action {
+	// A new view is accepted from any member, not only the view's leader: its
+	// view changes are signed and its pre-prepares are recomputed from them,
+	// and every node votes on them with explicit prepares, so a relayed (or
+	// even re-assembled) new view cannot produce a vote nobody cast. Accepting
+	// at most one new view per view keeps quorums intersecting.
 	v := nv.H.View
-	if v == 0 || v < in.view || (v == in.view && !in.changing) || v > in.view+maxViewsAhead || from != in.LeaderOf(v) || from == in.cfg.Self {
+	if v == 0 || v < in.view || (v == in.view && !in.changing) || v > in.view+maxViewsAhead || from == in.cfg.Self {
 		in.dropped++
 		return nil
 	}
