@@ -46,7 +46,7 @@ func (s *ISS) onStatus(from mir.NodeID, st Status) mir.EventList {
 		// quorums (together with the bodies above).
 		for _, in := range s.prevInsts {
 			for _, c := range in.Commits() {
-				if c.SeqNr >= st.NextDeliver {
+				if c.SeqNr >= st.NextDeliver && s.durable(c) {
 					out = append(out, s.sendTo(to, c))
 				}
 			}

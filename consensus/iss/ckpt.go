@@ -64,7 +64,7 @@ func (s *ISS) onStateSnapshot(ss StateSnapshot) mir.EventList {
 	}
 	msg := CheckpointMsg{Checkpoint: ck, Signature: sig}
 	c.ownMsg = &msg
-	out := s.persistThenSend(WALCheckpointSig{Msg: msg}, e, s.sendTo(nil, msg))
+	out := s.persistThenSend(WALCheckpointSig{Msg: msg}, e, msg, s.sendTo(nil, msg))
 	out = append(out, s.addCkptSig(s.cfg.Self, ck, h, sig)...)
 	// A certificate may have formed before our own snapshot arrived.
 	if s.stable.Checkpoint.Epoch == e && s.stableData == nil && s.stable.Checkpoint.Hash() == h {

@@ -130,6 +130,14 @@ type CutTimeout struct {
 	ReqID uint64
 }
 
+// Durable reports (WAL -> ISS, as a follow-up of the append) that the
+// message persisted with sequence number Seq is durable: from then on it may
+// be retransmitted.
+type Durable struct {
+	_   struct{} `cbor:",toarray"`
+	Seq uint64
+}
+
 // --- Network messages between ISS modules. ---
 
 // CheckpointMsg carries a validator's signature over its checkpoint.
@@ -202,7 +210,7 @@ func init() {
 		Deliver{}, SnapshotRequest{}, StateSnapshot{}, RestoreState{}, StateRestored{}, StableCheckpoint{},
 		ViewTimeout{}, ResendTick{}, CutTimeout{},
 		CheckpointMsg{}, Status{}, CommittedSlots{}, StableCert{}, SnapshotFetch{}, SnapshotData{},
-		WALStable{}, WALCheckpointSig{},
+		WALStable{}, WALCheckpointSig{}, Durable{},
 	} {
 		mir.RegisterPayload(b+uint64(i), p)
 	}

@@ -90,7 +90,53 @@ type ISS struct {
 	lastStatus map[mir.NodeID]Status
 	ticks      uint64
 
+	// Votes persisted but not yet durable, by message key, and the key of
+	// each persist sequence number: retransmissions skip them, so that no
+	// copy of a vote leaves the node before the vote is in the WAL.
+	persistSeq  uint64
+	undurable   map[voteKey]uint64
+	durableKeys map[uint64]voteKey
+
 	stats Stats
+}
+
+// voteKey identifies a message this node persists before sending.
+type voteKey struct {
+	kind  uint8
+	epoch ordering.Epoch
+	seg   uint32
+	view  uint64
+	sn    ordering.SeqNr
+}
+
+// keyOf returns the key of a persisted message type.
+func keyOf(msg any) (voteKey, bool) {
+	switch m := msg.(type) {
+	case pbft.Preprepare:
+		return voteKey{1, m.H.Epoch, m.H.Seg, m.H.View, m.SeqNr}, true
+	case pbft.Prepare:
+		return voteKey{2, m.H.Epoch, m.H.Seg, m.H.View, m.SeqNr}, true
+	case pbft.Commit:
+		return voteKey{3, m.H.Epoch, m.H.Seg, m.H.View, m.SeqNr}, true
+	case pbft.SignedViewChange:
+		return voteKey{4, m.VC.H.Epoch, m.VC.H.Seg, m.VC.H.View, 0}, true
+	case pbft.NewView:
+		return voteKey{5, m.H.Epoch, m.H.Seg, m.H.View, 0}, true
+	case CheckpointMsg:
+		return voteKey{6, m.Checkpoint.Epoch, 0, 0, 0}, true
+	}
+	return voteKey{}, false
+}
+
+// durable reports whether msg may be (re)transmitted: it is not a message
+// whose WAL append is still pending.
+func (s *ISS) durable(msg any) bool {
+	k, ok := keyOf(msg)
+	if !ok {
+		return true
+	}
+	_, pending := s.undurable[k]
+	return !pending
 }
 
 type futureMsg struct {
@@ -121,7 +167,8 @@ func New(cfg Config) (*ISS, error) {
 	s := &ISS{cfg: cfg, p: cfg.Params, w: cfg.Wiring, sets: map[ordering.Epoch]*membership.Set{},
 		ckpts: map[ordering.Epoch]*ckptState{}, prevHash: map[ordering.Epoch]checkpoint.Hash{},
 		layouts: map[ordering.Epoch]Layout{}, bans: map[ordering.Epoch][]checkpoint.Ban{}, pendingVotes: map[ordering.Epoch][]any{},
-		lastStatus: map[mir.NodeID]Status{}, mySeg: -1}
+		lastStatus: map[mir.NodeID]Status{}, mySeg: -1,
+		undurable: map[voteKey]uint64{}, durableKeys: map[uint64]voteKey{}}
 	s.learnSets(cfg.Genesis)
 	s.stable = checkpoint.Certificate{Checkpoint: cfg.Genesis}
 	s.prevHash[0] = cfg.Genesis.Hash()
@@ -188,6 +235,9 @@ func (s *ISS) apply(e mir.Event) (mir.EventList, error) {
 		return nil, nil
 	case ResendTick:
 		return s.onTick(), nil
+	case Durable:
+		s.onDurable(ev)
+		return nil, nil
 	case StateSnapshot:
 		return s.onStateSnapshot(ev), nil
 	case StateRestored:
@@ -216,13 +266,29 @@ func (s *ISS) sendTo(to []mir.NodeID, msg any) mir.Event {
 	return mir.NewEvent(s.w.Net, events.SendMessage{Destinations: to, DestModule: s.w.Self, Msg: msg})
 }
 
-// persistThenSend appends entry to the WAL and sends only once it is durable.
-func (s *ISS) persistThenSend(entry any, retention uint64, send mir.Event) mir.EventList {
+// persistThenSend appends entry to the WAL and sends msg (carried by send)
+// only once it is durable; until then retransmissions skip msg.
+func (s *ISS) persistThenSend(entry any, retention uint64, msg any, send mir.Event) mir.EventList {
 	app := mir.NewEvent(s.w.WAL, events.WALAppend{Owner: s.w.Self, Entry: entry, RetentionIndex: retention})
 	if bugs.On(bugs.SendBeforeWAL) {
 		return mir.EventList{send, app}
 	}
-	return mir.EventList{app.WithNext(send)}
+	s.persistSeq++
+	seq := s.persistSeq
+	if k, ok := keyOf(msg); ok {
+		s.undurable[k] = seq
+		s.durableKeys[seq] = k
+	}
+	return mir.EventList{app.WithNext(send, mir.NewEvent(s.w.Self, Durable{Seq: seq}))}
+}
+
+func (s *ISS) onDurable(d Durable) {
+	if k, ok := s.durableKeys[d.Seq]; ok {
+		delete(s.durableKeys, d.Seq)
+		if s.undurable[k] == d.Seq {
+			delete(s.undurable, k)
+		}
+	}
 }
 
 func (s *ISS) timerDelay(payload any, after interface{ Nanoseconds() int64 }, retention uint64) mir.Event {
@@ -248,9 +314,10 @@ func (s *ISS) applyEpochActions(epoch ordering.Epoch, seg uint32, acts []pbft.Ac
 		switch a := a.(type) {
 		case pbft.SendAction:
 			ev := s.sendTo(a.To, a.Msg)
-			if a.Persist != nil {
-				out = append(out, s.persistThenSend(a.Persist, epoch, ev)...)
-			} else {
+			switch {
+			case a.Persist != nil:
+				out = append(out, s.persistThenSend(a.Persist, epoch, a.Msg, ev)...)
+			case s.durable(a.Msg):
 				out = append(out, ev)
 			}
 			if _, ok := a.Msg.(pbft.SignedViewChange); ok && a.Persist != nil {
@@ -512,7 +579,7 @@ func (s *ISS) onTick() mir.EventList {
 	out = append(out, s.sendTo(nil, Status{Epoch: s.layout.Epoch, NextDeliver: s.nextDeliver}))
 	// Resend our signature of checkpoints not yet stable.
 	for e := s.stable.Checkpoint.Epoch + 1; e <= s.layout.Epoch; e++ {
-		if c := s.ckpts[e]; c != nil && c.ownMsg != nil {
+		if c := s.ckpts[e]; c != nil && c.ownMsg != nil && s.durable(*c.ownMsg) {
 			out = append(out, s.sendTo(nil, *c.ownMsg))
 		}
 	}

@@ -125,6 +125,10 @@ type Instance struct {
 	nv *NewView
 	// vcTimerArmed is 1 + the view whose new-view timer was armed (0: none).
 	vcTimerArmed uint64
+	// myVCs are the last view changes this node sent (at most two): a node
+	// that moved on keeps announcing the previous one too, so that peers
+	// still changing to it can complete their quorum and follow.
+	myVCs []SignedViewChange
 	// nextPropose is the index of the next slot the view-0 leader proposes.
 	nextPropose int
 	// decidedCount counts decided slots; progressMark is its value when the
@@ -493,7 +497,7 @@ func (in *Instance) Resend() []Action {
 		acts = append(acts, SendAction{Msg: c})
 	}
 	if in.changing {
-		if svc, ok := in.vcs[in.view][in.cfg.Self]; ok {
+		for _, svc := range in.myVCs {
 			acts = append(acts, SendAction{Msg: svc})
 		}
 		return acts

@@ -56,6 +56,7 @@ func (in *Instance) Restore(entry any) {
 			in.enterView(v, true)
 		}
 		in.storeVC(e.SVC)
+		in.rememberVC(e.SVC)
 	case WALNewView:
 		if e.NV.H.View >= in.view {
 			in.enterNewView(e.NV, false)

@@ -35,6 +35,7 @@ func (in *Instance) startViewChange(v uint64) []Action {
 	}
 	svc := SignedViewChange{VC: vc, Signer: in.cfg.Self, Signature: sig}
 	in.storeVC(svc)
+	in.rememberVC(svc)
 	acts := []Action{SendAction{Msg: svc, Persist: WALViewChange{SVC: svc}}}
 	in.progressMark = in.decidedCount
 	acts = append(acts, in.armViewChangeTimer()...)
@@ -69,6 +70,14 @@ func (in *Instance) enterView(v uint64, changing bool) {
 		if w < v {
 			delete(in.vcs, w)
 		}
+	}
+}
+
+// rememberVC keeps the node's own view change for retransmission.
+func (in *Instance) rememberVC(svc SignedViewChange) {
+	in.myVCs = append(in.myVCs, svc)
+	if len(in.myVCs) > 2 {
+		in.myVCs = append(in.myVCs[:0:0], in.myVCs[len(in.myVCs)-2:]...)
 	}
 }
 

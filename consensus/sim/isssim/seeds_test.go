@@ -3,11 +3,13 @@ package isssim
 import (
 	"flag"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/mirsubnet/mirsubnet/consensus/eventlog"
 	"github.com/mirsubnet/mirsubnet/consensus/iss"
 	"github.com/mirsubnet/mirsubnet/consensus/mir"
 	"github.com/mirsubnet/mirsubnet/consensus/sim"
@@ -16,6 +18,7 @@ import (
 var (
 	seedFlag  = flag.Uint64("seed", 0, "run only this seed")
 	seedsFlag = flag.Int("seeds", 0, "number of seeds (0: each test's default)")
+	logFlag   = flag.String("eventlog", "", "write one event log per node incarnation under this directory (for mirsubnet mircat)")
 )
 
 // seedList returns the seeds a test runs: -seed alone, or -seeds (default
@@ -76,6 +79,12 @@ func run(t *testing.T, test string, sc sim.Scenario) sim.Result {
 	if cfg, ok := sc.Config.(Config); ok {
 		cfg.Built = func(env sim.NodeEnv, m *iss.ISS) { nodes[fmt.Sprintf("%s#%d", env.ID, env.Copy)] = m }
 		sc.Config = cfg
+	}
+	if *logFlag != "" {
+		dir := filepath.Join(*logFlag, test, strconv.FormatUint(sc.Seed, 10))
+		sc.Interceptor = func(ep sim.Endpoint, inc int) (mir.Interceptor, error) {
+			return eventlog.NewWriter(filepath.Join(dir, fmt.Sprintf("%s-inc%d", ep, inc)), eventlog.Options{NodeID: ep.ID})
+		}
 	}
 	sc.Repro = "go test ./consensus/sim/isssim -run '^" + test + "$' -seed=" + strconv.FormatUint(sc.Seed, 10) + " -v"
 	res := sim.Run(sc, Factory())
