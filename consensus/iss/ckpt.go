@@ -9,6 +9,7 @@ import (
 	"github.com/mirsubnet/mirsubnet/consensus/membership"
 	"github.com/mirsubnet/mirsubnet/consensus/mir"
 	"github.com/mirsubnet/mirsubnet/consensus/ordering"
+	"github.com/mirsubnet/mirsubnet/consensus/pbft"
 )
 
 // ckptState collects signatures for the checkpoints of one epoch.
@@ -262,7 +263,16 @@ func (s *ISS) jumpTo(cert checkpoint.Certificate, data []byte, persist bool) mir
 	} else {
 		out = append(out, mir.NewEvent(s.w.App, StableCheckpoint{Cert: cert}))
 	}
-	s.future = nil
+	// Keep the buffered messages of the epoch we start (its pre-prepares
+	// were sent when it began, and peers do not resend decided slots).
+	kept := s.future[:0]
+	for _, m := range s.future {
+		if h, ok := pbft.HeaderOf(m.msg); ok && h.Epoch == e {
+			kept = append(kept, m)
+		}
+	}
+	clear(s.future[len(kept):])
+	s.future = kept
 	return append(out, s.startEpoch(Layout{Epoch: e, FirstSN: cert.Checkpoint.SeqNr, Leaders: cert.Checkpoint.Leaders,
 		SegLen: s.p.SegmentLength, NumBuckets: s.p.NumBuckets})...)
 }

@@ -2,6 +2,7 @@ package iss
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -45,6 +46,12 @@ type Pool struct {
 	// (entries at index < heads[b] are consumed).
 	buckets [][]poolTx
 	heads   []int
+	// availTxs[b] and availBytes[b] are the number and total Size of the
+	// transactions of bucket b whose state is txAvailable (each has an
+	// entry at or after heads[b]); they make serve O(buckets) per call
+	// instead of a scan of every queued transaction.
+	availTxs   []int
+	availBytes []int
 	// state maps every known transaction to where it is.
 	state map[ordering.TxID]txState
 	// proposed holds transactions handed out in a batch and not yet seen
@@ -56,6 +63,10 @@ type Pool struct {
 	own []poolTx
 	// parked are requests waiting for transactions, in arrival order.
 	parked []*parkedReq
+	// senderBucket memoizes ordering.BucketOf(sender, len(buckets)) (a
+	// SHA-256 per call, needed for every submitted and delivered
+	// transaction); it is cleared when it reaches maxSenderCache entries.
+	senderBucket map[string]int
 	// Refused counts submissions refused because the pool was full.
 	Refused int
 	seq     uint64
@@ -77,6 +88,18 @@ const (
 type parkedReq struct {
 	req      RequestBatch
 	timerSet bool
+	// has[b] reports whether bucket b is one of req.Buckets.
+	has []bool
+}
+
+func newParkedReq(r RequestBatch) *parkedReq {
+	pr := &parkedReq{req: r, has: make([]bool, r.NumBuckets)}
+	for _, b := range r.Buckets {
+		if b >= 0 && b < len(pr.has) {
+			pr.has[b] = true
+		}
+	}
+	return pr
 }
 
 // poolCut is the pool's own batch-timeout event.
@@ -99,7 +122,8 @@ func NewPool(self, timer mir.ModuleID, p PoolParams) *Pool {
 	if p.NumBuckets <= 0 {
 		p.NumBuckets = 1
 	}
-	pool := &Pool{self: self, timer: timer, p: p, state: map[ordering.TxID]txState{}, proposed: map[ordering.TxID]poolTx{}}
+	pool := &Pool{self: self, timer: timer, p: p, state: map[ordering.TxID]txState{}, proposed: map[ordering.TxID]poolTx{},
+		senderBucket: map[string]int{}}
 	pool.ensureBuckets(p.NumBuckets)
 	return pool
 }
@@ -138,9 +162,8 @@ func (p *Pool) apply(e mir.Event) (mir.EventList, error) {
 		if ev.NumBuckets != len(p.buckets) || ev.MaxTxs <= 0 || ev.MaxBytes <= 0 {
 			return nil, fmt.Errorf("pool: bad request %+v (pool has %d buckets)", ev, len(p.buckets))
 		}
-		pr := &parkedReq{req: ev}
-		p.parked = append(p.parked, pr)
-		return p.serve(), nil
+		p.parked = append(p.parked, newParkedReq(ev))
+		return p.serve(-1), nil
 	case CutBatch:
 		for i, pr := range p.parked {
 			if pr.req.ReqID == ev.ReqID {
@@ -165,6 +188,13 @@ func (p *Pool) apply(e mir.Event) (mir.EventList, error) {
 	case TxsDelivered:
 		for _, tx := range ev.Txs {
 			id := tx.ID()
+			st, known := p.state[id]
+			if !known {
+				continue
+			}
+			if st == txAvailable {
+				p.setState(id, p.bucketOf(tx.Sender), tx, 0)
+			}
 			delete(p.state, id)
 			delete(p.proposed, id)
 		}
@@ -177,11 +207,44 @@ func (p *Pool) apply(e mir.Event) (mir.EventList, error) {
 	return nil, fmt.Errorf("pool: unexpected event %T", e.Payload)
 }
 
+// maxSenderCache bounds Pool.senderBucket.
+const maxSenderCache = 1 << 16
+
+// bucketOf returns the bucket of sender (see senderBucket).
+func (p *Pool) bucketOf(sender string) int {
+	if b, ok := p.senderBucket[sender]; ok {
+		return b
+	}
+	if len(p.senderBucket) >= maxSenderCache {
+		clear(p.senderBucket)
+	}
+	b := ordering.BucketOf(sender, len(p.buckets))
+	p.senderBucket[sender] = b
+	return b
+}
+
 func (p *Pool) ensureBuckets(n int) {
 	for len(p.buckets) < n {
 		p.buckets = append(p.buckets, nil)
 		p.heads = append(p.heads, 0)
+		p.availTxs = append(p.availTxs, 0)
+		p.availBytes = append(p.availBytes, 0)
 	}
+}
+
+// setState sets the state of transaction tx (ID id, bucket b), keeping
+// availTxs and availBytes in step when it enters or leaves txAvailable.
+func (p *Pool) setState(id ordering.TxID, b int, tx ordering.Tx, st txState) {
+	old := p.state[id]
+	switch {
+	case old != txAvailable && st == txAvailable:
+		p.availTxs[b]++
+		p.availBytes[b] += tx.Size()
+	case old == txAvailable && st != txAvailable:
+		p.availTxs[b]--
+		p.availBytes[b] -= tx.Size()
+	}
+	p.state[id] = st
 }
 
 func (p *Pool) gossip(txs []ordering.Tx) mir.Event {
@@ -224,19 +287,31 @@ func (p *Pool) submit(tx ordering.Tx) (mir.EventList, bool) {
 		p.Refused++
 		return nil, false
 	}
-	b := ordering.BucketOf(tx.Sender, len(p.buckets))
+	b := p.bucketOf(tx.Sender)
 	p.seq++
 	p.buckets[b] = append(p.buckets[b], poolTx{tx: tx, id: id, seq: p.seq})
-	p.state[id] = txAvailable
-	return p.serve(), true
+	p.setState(id, b, tx, txAvailable)
+	return p.serve(b), true
 }
 
 // serve answers parked requests that can be filled and arms batch timers for
 // those that can be partly filled.
-func (p *Pool) serve() mir.EventList {
+//
+// If bucket is not -1, serve considers only the requests for that bucket:
+// after every serve, each parked request is unfillable and has its timer
+// armed if it can get anything; only a transaction becoming available
+// changes that, so a submission to bucket b cannot affect requests without b.
+func (p *Pool) serve(bucket int) mir.EventList {
+	if bucket >= 0 && !p.parkedFor(bucket) {
+		return nil
+	}
 	var out mir.EventList
 	kept := p.parked[:0]
 	for _, pr := range p.parked {
+		if bucket >= 0 && !pr.has[bucket] {
+			kept = append(kept, pr)
+			continue
+		}
 		n, bytes := p.available(pr.req)
 		switch {
 		case n >= pr.req.MaxTxs || bytes >= pr.req.MaxBytes:
@@ -245,7 +320,10 @@ func (p *Pool) serve() mir.EventList {
 		case n > 0 && !pr.timerSet:
 			pr.timerSet = true
 			out = append(out, mir.NewEvent(p.timer, events.TimerDelay{
-				Events: []mir.Event{mir.NewEvent(p.self, poolCut{ReqID: pr.req.ReqID})}, After: p.p.BatchTimeout}))
+				Events: []mir.Event{mir.NewEvent(p.self, poolCut{ReqID: pr.req.ReqID})}, After: p.p.BatchTimeout,
+				// Never collected: ISS garbage-collects timers by epoch at
+				// every stable checkpoint, which must not cancel the pool's.
+				RetentionIndex: math.MaxUint64}))
 		}
 		kept = append(kept, pr)
 	}
@@ -253,23 +331,26 @@ func (p *Pool) serve() mir.EventList {
 	return out
 }
 
-// available counts (up to the request's limits) what the request could get.
+// parkedFor reports whether a parked request includes bucket b.
+func (p *Pool) parkedFor(b int) bool {
+	for _, pr := range p.parked {
+		if pr.has[b] {
+			return true
+		}
+	}
+	return false
+}
+
+// available returns the number and size of the available transactions of
+// the request's buckets (serve only compares them with the limits).
 func (p *Pool) available(r RequestBatch) (int, int) {
 	n, bytes := 0, 0
 	for _, b := range r.Buckets {
 		if b < 0 || b >= len(p.buckets) {
 			continue
 		}
-		for _, t := range p.buckets[b][p.heads[b]:] {
-			if p.state[t.id] != txAvailable {
-				continue
-			}
-			n++
-			bytes += t.tx.Size()
-			if n >= r.MaxTxs || bytes >= r.MaxBytes {
-				return n, bytes
-			}
-		}
+		n += p.availTxs[b]
+		bytes += p.availBytes[b]
 	}
 	return n, bytes
 }
@@ -295,7 +376,7 @@ func (p *Pool) answer(r RequestBatch, _ bool) mir.Event {
 			}
 			txs = append(txs, t.tx)
 			bytes += t.tx.Size()
-			p.state[t.id] = txProposed
+			p.setState(t.id, b, t.tx, txProposed)
 			p.proposed[t.id] = t
 		}
 		p.heads[b] = i
@@ -326,9 +407,9 @@ func (p *Pool) resetProposals() {
 	sort.Slice(back, func(i, j int) bool { return back[i].seq < back[j].seq })
 	touched := map[int]bool{}
 	for _, t := range back {
-		b := ordering.BucketOf(t.tx.Sender, len(p.buckets))
+		b := p.bucketOf(t.tx.Sender)
 		p.buckets[b] = append(p.buckets[b], t)
-		p.state[t.id] = txAvailable
+		p.setState(t.id, b, t.tx, txAvailable)
 		touched[b] = true
 	}
 	for b := range touched {
