@@ -6,8 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-
-	"github.com/mirsubnet/mirsubnet/consensus/mir"
+	"hash"
 )
 
 // SeqNr is the position of a batch in the totally ordered log.
@@ -86,14 +85,100 @@ func (d Digest) String() string { return hex.EncodeToString(d[:6]) }
 // Bytes returns the digest as a slice.
 func (d Digest) Bytes() []byte { return append([]byte(nil), d[:]...) }
 
-// Hash returns the digest of the batch.
+// Hash returns the digest of the batch: the SHA-256 of its deterministic
+// CBOR encoding (mir.Marshal, Core Deterministic Encoding). The encoding is
+// streamed into the hash (see hashCBOR) instead of being built first: the
+// digest is computed by every node for every batch on the ordering hot path,
+// and building the encoding copied every transaction into a buffer as large
+// as the batch. TestBatchHashMatchesEncoding checks that both agree.
 func (b Batch) Hash() Digest {
-	enc, err := mir.Marshal(b)
-	if err != nil {
-		// Batches contain only plain fields; encoding cannot fail.
-		panic(fmt.Sprintf("ordering: encode batch: %v", err))
+	var w cborHasher
+	w.h = sha256.New()
+	w.batch(b)
+	var d Digest
+	w.h.Sum(d[:0])
+	return d
+}
+
+// cborHasher writes the Core Deterministic CBOR encoding of a Batch into a
+// hash, item by item. Heads and short strings go through buf, so that each
+// transaction costs few writes.
+type cborHasher struct {
+	h   hash.Hash
+	buf []byte
+	// scratch backs buf.
+	scratch [128]byte
+}
+
+// CBOR major types used by the encoding of a Batch.
+const (
+	cborUint  = 0 << 5
+	cborBytes = 2 << 5
+	cborText  = 3 << 5
+	cborArray = 4 << 5
+	cborNull  = 0xf6
+)
+
+// head appends the shortest head of major type major with argument v.
+func (w *cborHasher) head(major byte, v uint64) {
+	switch {
+	case v < 24:
+		w.buf = append(w.buf, major|byte(v))
+	case v <= 0xff:
+		w.buf = append(w.buf, major|24, byte(v))
+	case v <= 0xffff:
+		w.buf = binary.BigEndian.AppendUint16(append(w.buf, major|25), uint16(v))
+	case v <= 0xffffffff:
+		w.buf = binary.BigEndian.AppendUint32(append(w.buf, major|26), uint32(v))
+	default:
+		w.buf = binary.BigEndian.AppendUint64(append(w.buf, major|27), v)
 	}
-	return sha256.Sum256(enc)
+}
+
+// data appends p, flushing buf first if p does not fit in the scratch space.
+func (w *cborHasher) data(p []byte) {
+	if len(w.buf)+len(p) <= len(w.scratch) {
+		w.buf = append(w.buf, p...)
+		return
+	}
+	w.flush()
+	w.h.Write(p)
+}
+
+func (w *cborHasher) flush() {
+	w.h.Write(w.buf)
+	w.buf = w.scratch[:0]
+}
+
+// batch writes the encoding of b: [[[Sender, Nonce, Data], ...]] (a struct
+// with toarray encodes as an array of its fields; a nil slice as null).
+func (w *cborHasher) batch(b Batch) {
+	w.buf = w.scratch[:0]
+	w.head(cborArray, 1)
+	if b.Txs == nil {
+		w.buf = append(w.buf, cborNull)
+	} else {
+		w.head(cborArray, uint64(len(b.Txs)))
+	}
+	for i := range b.Txs {
+		t := &b.Txs[i]
+		w.head(cborArray, 3)
+		w.head(cborText, uint64(len(t.Sender)))
+		if len(w.buf)+len(t.Sender) <= len(w.scratch) {
+			w.buf = append(w.buf, t.Sender...)
+		} else {
+			w.flush()
+			w.h.Write([]byte(t.Sender))
+		}
+		w.head(cborUint, t.Nonce)
+		if t.Data == nil {
+			w.buf = append(w.buf, cborNull)
+			continue
+		}
+		w.head(cborBytes, uint64(len(t.Data)))
+		w.data(t.Data)
+	}
+	w.flush()
 }
 
 // Size returns the number of bytes the batch counts for.
