@@ -1,0 +1,124 @@
+package transport
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// TxTopic is the gossipsub topic transactions travel on.
+const TxTopic = "/mirsubnet/txs/1.0.0"
+
+// Gossip errors.
+var (
+	// ErrTxSize: a transaction that is empty or above Params.MaxTxSize.
+	ErrTxSize = errors.New("transport: transaction size out of range")
+)
+
+// Tx is a transaction received over gossip.
+type Tx struct {
+	// From is the peer that published it (its signature was verified);
+	// not necessarily a member.
+	From peer.ID
+	// Data are the transaction's bytes; owned by the receiver.
+	Data []byte
+}
+
+// gossip is the transaction topic of one transport.
+type gossip struct {
+	ps    *pubsub.PubSub
+	topic *pubsub.Topic
+	sub   *pubsub.Subscription
+	// done is closed when the subscription loop returned.
+	done chan struct{}
+	once sync.Once
+}
+
+// txID identifies a gossiped transaction by its content, so that the same
+// transaction submitted at two nodes is forwarded once.
+func txID(m *pb.Message) string {
+	h := sha256.Sum256(m.Data)
+	return string(h[:])
+}
+
+// startGossip joins TxTopic and starts handing received transactions to
+// onTx (if set) until t.ctx is cancelled.
+func (t *Transport) startGossip(onTx func(Tx)) (*gossip, error) {
+	maxTx := t.params.MaxTxSize
+	ps, err := pubsub.NewGossipSub(t.ctx, t.host,
+		pubsub.WithMessageIdFn(txID),
+		pubsub.WithMaxMessageSize(max(1<<20, maxTx+64<<10)),
+		pubsub.WithPeerExchange(false),
+		// A node sends its own transactions to every topic peer, not only
+		// to its mesh, which is empty until the first heartbeat (a
+		// validator set is small enough for this).
+		pubsub.WithFloodPublish(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("transport: gossipsub: %w", err)
+	}
+	validate := func(_ context.Context, _ peer.ID, m *pubsub.Message) bool {
+		if len(m.Data) == 0 || len(m.Data) > maxTx {
+			t.reg.txReject.Add(1)
+			return false
+		}
+		return true
+	}
+	if err := ps.RegisterTopicValidator(TxTopic, validate); err != nil {
+		return nil, fmt.Errorf("transport: gossip validator: %w", err)
+	}
+	topic, err := ps.Join(TxTopic)
+	if err != nil {
+		return nil, fmt.Errorf("transport: join %s: %w", TxTopic, err)
+	}
+	sub, err := topic.Subscribe(pubsub.WithBufferSize(t.params.TxQueue))
+	if err != nil {
+		return nil, fmt.Errorf("transport: subscribe %s: %w", TxTopic, err)
+	}
+	g := &gossip{ps: ps, topic: topic, sub: sub, done: make(chan struct{})}
+	go func() {
+		defer close(g.done)
+		for {
+			m, err := sub.Next(t.ctx)
+			if err != nil {
+				return // cancelled
+			}
+			if m.ReceivedFrom == t.pid || m.GetFrom() == t.pid {
+				continue // our own
+			}
+			t.reg.txReceived.Add(1)
+			if onTx != nil {
+				onTx(Tx{From: m.GetFrom(), Data: m.Data})
+			}
+		}
+	}()
+	return g, nil
+}
+
+// close leaves the topic; t.ctx must be cancelled already or soon.
+func (g *gossip) close() {
+	g.once.Do(func() {
+		g.sub.Cancel()
+		<-g.done
+		_ = g.topic.Close()
+	})
+}
+
+// PublishTx gossips a transaction (1 to Params.MaxTxSize bytes) to the other
+// nodes. The node's own Config.OnTx does not see it.
+func (t *Transport) PublishTx(ctx context.Context, data []byte) error {
+	if len(data) == 0 || len(data) > t.params.MaxTxSize {
+		return fmt.Errorf("%w: %d bytes, max %d", ErrTxSize, len(data), t.params.MaxTxSize)
+	}
+	if err := t.gossip.topic.Publish(ctx, data); err != nil {
+		return fmt.Errorf("transport: publish tx: %w", err)
+	}
+	t.reg.txPublished.Add(1)
+	return nil
+}
