@@ -9,7 +9,7 @@ FUZZTIME  ?= 30s
 SEEDS     ?= 100000
 BIN       := bin/mirsubnet
 
-.PHONY: all build test test-race test-sim test-bugs lint fmt vet fuzz bench clean run sim-deep
+.PHONY: all build test test-race test-sim test-bugs lint fmt vet fuzz bench clean run sample sim-deep itest-long
 
 all: build
 
@@ -56,8 +56,12 @@ bench:
 sim-deep:
 	$(GO) test -count=1 -timeout 0 -run 'TestRandomSeeds|TestTwins' ./consensus/sim/isssim -seeds=$(SEEDS)
 
-## run: a local network of sample-protocol nodes, its event log, and a replay of it.
+## run: a local subnet of 4 validator processes with a light load, until Ctrl-C.
 run: build
+	$(BIN) testnet --nodes 4
+
+## sample: the sample protocol in one process, its event logs, and a replay of them.
+sample: build
 	rm -rf run/eventlog
 	$(BIN) sample --nodes 4 --broadcasts 100 --eventlog run/eventlog
 	$(BIN) mircat replay --modules rbc run/eventlog

@@ -1,0 +1,420 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	logging "github.com/ipfs/go-log/v2"
+	ic "github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mirsubnet/mirsubnet/consensus/checkpoint"
+	"github.com/mirsubnet/mirsubnet/consensus/crypto"
+	"github.com/mirsubnet/mirsubnet/consensus/eventlog"
+	"github.com/mirsubnet/mirsubnet/consensus/events"
+	"github.com/mirsubnet/mirsubnet/consensus/iss"
+	"github.com/mirsubnet/mirsubnet/consensus/membership"
+	"github.com/mirsubnet/mirsubnet/consensus/mir"
+	"github.com/mirsubnet/mirsubnet/consensus/ordering"
+	"github.com/mirsubnet/mirsubnet/consensus/timer"
+	"github.com/mirsubnet/mirsubnet/consensus/wal"
+	"github.com/mirsubnet/mirsubnet/mempool"
+	"github.com/mirsubnet/mirsubnet/transport"
+)
+
+var log = logging.Logger("engine")
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("engine: bad configuration")
+
+// ErrStopped is returned by calls on a stopped engine.
+var ErrStopped = errors.New("engine: stopped")
+
+// Config assembles a validator.
+type Config struct {
+	// Self is the validator's ID in Members; Key its libp2p identity key.
+	Self mir.NodeID
+	Key  ic.PrivKey
+	// Members is the genesis validator set (strict: peer IDs and addresses).
+	Members *membership.Set
+	// ListenAddrs are the transport's listen multiaddrs.
+	ListenAddrs []string
+	// DataDir holds the WAL (wal/) and the event log (eventlog/).
+	DataDir string
+	// App is the replicated application; GenesisRoot its initial state root.
+	App         iss.App
+	GenesisRoot []byte
+	// ConfigOffset is the number of epochs validator sets are fixed ahead.
+	ConfigOffset int
+	// ISS, Mempool, BatchTimeout and Node are the protocol's tunables.
+	ISS          iss.Params
+	Mempool      mempool.Params
+	BatchTimeout time.Duration
+	Node         mir.NodeParams
+	// TxValidator checks transactions at admission (nil: shape only).
+	TxValidator mempool.Validator
+	// NonceSource gives senders' next nonces from committed state.
+	NonceSource mempool.NonceSource
+	// RecordEvents records every dispatched event in DataDir/eventlog.
+	RecordEvents bool
+	// Metrics receives the transport's and the engine's metrics.
+	Metrics prometheus.Registerer
+	// Transport tunables.
+	Transport transport.Params
+	// AllowClients lets peers outside the membership connect (to the client
+	// protocol only).
+	AllowClients bool
+}
+
+// Delivered is a batch the node delivered.
+type Delivered struct {
+	SeqNr   ordering.SeqNr
+	Epoch   ordering.Epoch
+	Digest  ordering.Digest
+	Txs     []ordering.Tx
+	Aborted bool
+	At      time.Time
+}
+
+// Status summarises the engine's progress.
+type Status struct {
+	Self        mir.NodeID
+	Height      ordering.SeqNr // next sequence number to deliver
+	Epoch       ordering.Epoch // epoch of the last stable checkpoint
+	StableEpoch ordering.Epoch
+	Delivered   uint64 // transactions delivered since start
+	Peers       int
+	Mempool     mempool.Stats
+}
+
+// Engine is a running validator.
+type Engine struct {
+	cfg   Config
+	node  *mir.Node
+	tr    *transport.Transport
+	pool  *mempool.FIFO
+	elog  *eventlog.Writer
+	start sync.Once
+
+	mu     sync.Mutex
+	subs   map[int]chan Delivered
+	ckSubs map[int]chan checkpoint.Certificate
+	nextID int
+	// height is the next sequence number to deliver; txs counts delivered
+	// transactions; stable is the last stable checkpoint's epoch.
+	height atomic.Uint64
+	txs    atomic.Uint64
+	stable atomic.Uint64
+	epoch  atomic.Uint64
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// New assembles the validator; Start runs it.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Key == nil || cfg.Members == nil || cfg.App == nil || cfg.DataDir == "" {
+		return nil, fmt.Errorf("%w: key, members, app and data directory are required", ErrConfig)
+	}
+	if !cfg.Members.Contains(cfg.Self) {
+		return nil, fmt.Errorf("%w: %s is not in the validator set", ErrConfig, cfg.Self)
+	}
+	if cfg.ConfigOffset <= 0 {
+		cfg.ConfigOffset = 2
+	}
+	if cfg.ISS == (iss.Params{}) {
+		cfg.ISS = iss.DefaultParams()
+	}
+	if cfg.BatchTimeout <= 0 {
+		cfg.BatchTimeout = 5 * time.Millisecond
+	}
+	if cfg.Node == (mir.NodeParams{}) {
+		cfg.Node = mir.DefaultNodeParams()
+	}
+	e := &Engine{cfg: cfg, subs: map[int]chan Delivered{}, ckSubs: map[int]chan checkpoint.Certificate{}, done: make(chan struct{})}
+
+	keys := map[mir.NodeID]ic.PubKey{}
+	for _, v := range cfg.Members.Validators() {
+		pid, err := peer.Decode(v.PeerID)
+		if err != nil {
+			return nil, fmt.Errorf("%w: validator %s: %v", ErrConfig, v.ID, err)
+		}
+		pub, err := pid.ExtractPublicKey()
+		if err != nil {
+			return nil, fmt.Errorf("%w: validator %s: peer ID does not embed its key: %v", ErrConfig, v.ID, err)
+		}
+		keys[v.ID] = pub
+	}
+	registry, err := crypto.NewRegistry(keys)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	signer, err := crypto.NewSigner(cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+
+	w := iss.DefaultWiring()
+	genesis := checkpoint.Genesis(cfg.Members, cfg.GenesisRoot, cfg.ConfigOffset)
+	core, err := iss.New(iss.Config{Self: cfg.Self, Genesis: genesis, Params: cfg.ISS, Wiring: w, Signer: signer, Verifier: registry})
+	if err != nil {
+		return nil, err
+	}
+
+	mp := cfg.Mempool
+	mp.NumBuckets = cfg.ISS.NumBuckets
+	opts := []mempool.Option{mempool.WithGossiper(gossiper{e})}
+	if cfg.TxValidator != nil {
+		opts = append(opts, mempool.WithValidator(cfg.TxValidator))
+	}
+	if cfg.NonceSource != nil {
+		opts = append(opts, mempool.WithNonceSource(cfg.NonceSource))
+	}
+	pool, err := mempool.New(mp, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: mempool: %v", ErrConfig, err)
+	}
+	e.pool = pool
+
+	tr, err := transport.New(transport.Config{
+		Self: cfg.Self, PrivKey: cfg.Key, ListenAddrs: cfg.ListenAddrs, Members: cfg.Members,
+		AllowedModules: []mir.ModuleID{w.Self},
+		AllowNonMember: func(peer.ID) bool { return cfg.AllowClients },
+		OnTx:           e.onGossipTx,
+		Metrics:        cfg.Metrics,
+		Params:         cfg.Transport,
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.tr = tr
+
+	walMod, err := wal.NewModule(filepath.Join(cfg.DataDir, "wal"), wal.DefaultParams(), []mir.ModuleID{w.Self})
+	if err != nil {
+		_ = tr.Close()
+		return nil, err
+	}
+	modules := map[mir.ModuleID]mir.Module{
+		w.Self:    core,
+		w.App:     iss.NewAppModule(cfg.App, w.Self, observer{e}),
+		w.Mempool: mempool.NewModule(pool, mempool.ModuleParams{BatchTimeout: cfg.BatchTimeout}, mempool.WithClock(timer.RealClock{})),
+		w.Net:     tr,
+		w.Timer:   timer.New(timer.RealClock{}),
+		w.WAL:     walMod,
+	}
+	var icpt mir.Interceptor
+	if cfg.RecordEvents {
+		e.elog, err = eventlog.NewWriter(filepath.Join(cfg.DataDir, "eventlog"), eventlog.Options{NodeID: cfg.Self})
+		if err != nil {
+			_ = tr.Close()
+			_ = walMod.Close()
+			return nil, err
+		}
+		icpt = e.elog
+	}
+	node, err := mir.NewNode(cfg.Self, cfg.Node, modules, icpt)
+	if err != nil {
+		_ = tr.Close()
+		_ = walMod.Close()
+		return nil, err
+	}
+	e.node = node
+	return e, nil
+}
+
+// Start runs the validator until Stop or ctx is cancelled.
+func (e *Engine) Start(ctx context.Context) error {
+	started := false
+	e.start.Do(func() {
+		started = true
+		ctx, e.cancel = context.WithCancel(ctx)
+		go func() {
+			defer close(e.done)
+			err := e.node.Run(ctx)
+			if e.elog != nil {
+				if cerr := e.elog.Close(); cerr != nil && !errors.Is(err, mir.ErrStopped) {
+					log.Errorf("closing the event log: %v", cerr)
+				}
+			}
+			if !errors.Is(err, mir.ErrStopped) {
+				log.Errorf("node stopped: %v", err)
+				e.err = err
+			}
+			e.closeSubs()
+		}()
+	})
+	if !started {
+		return errors.New("engine: started twice")
+	}
+	init := mir.EventList{mir.NewEvent("iss", events.Init{}), mir.NewEvent("app", events.Init{})}
+	return e.node.InjectEvents(ctx, init)
+}
+
+// Stop stops the validator and waits for it; it returns the error that
+// stopped the node, if any.
+func (e *Engine) Stop() error {
+	if e.cancel == nil {
+		return nil
+	}
+	e.cancel()
+	<-e.done
+	return e.err
+}
+
+// Done is closed once the node stopped.
+func (e *Engine) Done() <-chan struct{} { return e.done }
+
+// Err returns why the node stopped (nil after Stop).
+func (e *Engine) Err() error {
+	select {
+	case <-e.done:
+		return e.err
+	default:
+		return nil
+	}
+}
+
+// Transport returns the node's transport (its libp2p host serves clients).
+func (e *Engine) Transport() *transport.Transport { return e.tr }
+
+// Submit admits a transaction into the mempool; the error says why not
+// (a *mempool.Rejection for a refusal).
+func (e *Engine) Submit(ctx context.Context, tx ordering.Tx) error {
+	select {
+	case <-e.done:
+		return ErrStopped
+	default:
+	}
+	return e.pool.Add(ctx, tx, mempool.OriginLocal)
+}
+
+// Status returns the engine's progress.
+func (e *Engine) Status() Status {
+	return Status{Self: e.cfg.Self, Height: e.height.Load(), Epoch: e.epoch.Load(), StableEpoch: e.stable.Load(),
+		Delivered: e.txs.Load(), Peers: len(e.tr.Host().Network().Peers()), Mempool: e.pool.Stats()}
+}
+
+// Subscribe returns a channel of delivered batches (buffer: size) and a
+// cancel function. A subscriber that falls more than size batches behind is
+// dropped (its channel is closed) rather than slowing the node down.
+func (e *Engine) Subscribe(size int) (<-chan Delivered, func()) {
+	ch := make(chan Delivered, size)
+	e.mu.Lock()
+	id := e.nextID
+	e.nextID++
+	e.subs[id] = ch
+	e.mu.Unlock()
+	return ch, func() {
+		e.mu.Lock()
+		if c, ok := e.subs[id]; ok {
+			delete(e.subs, id)
+			close(c)
+		}
+		e.mu.Unlock()
+	}
+}
+
+// SubscribeCheckpoints returns a channel of stable checkpoint certificates.
+func (e *Engine) SubscribeCheckpoints(size int) (<-chan checkpoint.Certificate, func()) {
+	ch := make(chan checkpoint.Certificate, size)
+	e.mu.Lock()
+	id := e.nextID
+	e.nextID++
+	e.ckSubs[id] = ch
+	e.mu.Unlock()
+	return ch, func() {
+		e.mu.Lock()
+		if c, ok := e.ckSubs[id]; ok {
+			delete(e.ckSubs, id)
+			close(c)
+		}
+		e.mu.Unlock()
+	}
+}
+
+func (e *Engine) closeSubs() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, c := range e.subs {
+		close(c)
+		delete(e.subs, id)
+	}
+	for id, c := range e.ckSubs {
+		close(c)
+		delete(e.ckSubs, id)
+	}
+}
+
+func (e *Engine) publish(d Delivered) {
+	e.height.Store(d.SeqNr + 1)
+	e.epoch.Store(d.Epoch)
+	e.txs.Add(uint64(len(d.Txs)))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, c := range e.subs {
+		select {
+		case c <- d:
+		default:
+			close(c)
+			delete(e.subs, id)
+		}
+	}
+}
+
+func (e *Engine) publishCheckpoint(cert checkpoint.Certificate) {
+	e.stable.Store(cert.Checkpoint.Epoch)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, c := range e.ckSubs {
+		select {
+		case c <- cert:
+		default:
+			close(c)
+			delete(e.ckSubs, id)
+		}
+	}
+}
+
+func (e *Engine) onGossipTx(t transport.Tx) {
+	var tx ordering.Tx
+	if err := mir.Unmarshal(t.Data, &tx); err != nil {
+		return
+	}
+	_ = e.pool.Add(context.Background(), tx, mempool.OriginGossip)
+}
+
+// gossiper publishes admitted local transactions on gossipsub.
+type gossiper struct{ e *Engine }
+
+func (g gossiper) Publish(tx ordering.Tx) {
+	data, err := mir.Marshal(tx)
+	if err != nil || g.e.tr == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.e.tr.PublishTx(ctx, data); err != nil {
+		log.Debugf("gossip: %v", err)
+	}
+}
+
+// observer receives the application module's reports.
+type observer struct{ e *Engine }
+
+func (o observer) Delivered(sn ordering.SeqNr, d ordering.Digest, b ordering.Batch) {
+	o.e.publish(Delivered{SeqNr: sn, Digest: d, Txs: b.Txs, At: time.Now()})
+}
+
+func (o observer) Stable(cert checkpoint.Certificate) { o.e.publishCheckpoint(cert) }
+
+func (o observer) Restored(cert checkpoint.Certificate) {
+	o.e.height.Store(cert.Checkpoint.SeqNr)
+	o.e.publishCheckpoint(cert)
+}
