@@ -53,6 +53,11 @@ type FIFO struct {
 	// committedNext is the default nonce source (nil with a NonceSource):
 	// one past the highest committed nonce of every sender seen committed.
 	committedNext map[string]uint64
+	// retired holds, with a NonceSource, the next nonce of every sender
+	// whose account was removed (all its transactions committed) while the
+	// NonceSource may not have caught up yet; an entry is dropped once the
+	// NonceSource reports at least as much (checked at ResetProposals).
+	retired map[string]uint64
 	// local lists, in arrival order, the pending transactions admitted with
 	// OriginLocal (only with a Gossiper); it may also hold removed ones
 	// until pruned (at ResetProposals, or when it reaches 2*len(byID)+1024).
@@ -124,6 +129,8 @@ func New(params Params, opts ...Option) (*FIFO, error) {
 	}
 	if p.nonces == nil {
 		p.committedNext = map[string]uint64{}
+	} else {
+		p.retired = map[string]uint64{}
 	}
 	return p, nil
 }
@@ -155,9 +162,13 @@ func (p *FIFO) Add(ctx context.Context, tx ordering.Tx, origin Origin) error {
 
 	p.mu.Lock()
 	next, known := p.knownNext(tx.Sender)
+	floor := p.retired[tx.Sender]
 	p.mu.Unlock()
 	if !known {
-		next = p.nonces.NextNonce(tx.Sender)
+		// The NonceSource may lag behind Committed: never start a sender
+		// below what the pool already saw committed, or its transactions
+		// would wait for a nonce that is already used.
+		next = max(p.nonces.NextNonce(tx.Sender), floor)
 	}
 	p.mu.Lock()
 	rej := p.check(tx, id, size, next)
@@ -435,6 +446,9 @@ func (p *FIFO) advance(a *account, upto uint64, committed ordering.TxID) {
 	p.fix(a)
 	if len(a.txs) == 0 {
 		delete(p.accounts, a.name)
+		if p.retired != nil {
+			p.retired[a.name] = a.next
+		}
 	}
 }
 
@@ -458,6 +472,7 @@ func (p *FIFO) ResetProposals() {
 		p.fix(a)
 	}
 	clear(p.proposed)
+	p.resyncNonces()
 	var republish []ordering.Tx
 	if p.gossiper != nil {
 		p.pruneLocal()
@@ -469,6 +484,30 @@ func (p *FIFO) ResetProposals() {
 	p.mu.Unlock()
 	for _, tx := range republish {
 		p.gossiper.Publish(tx)
+	}
+}
+
+// resyncNonces reconciles the pool with its NonceSource. An account that
+// waits for a nonce the NonceSource reports used (the node jumped ahead by
+// state transfer, so no Committed reported those nonces) is advanced, or
+// its transactions would never become selectable; retired entries the
+// NonceSource caught up with are dropped. The caller holds mu.
+func (p *FIFO) resyncNonces() {
+	if p.nonces == nil {
+		return
+	}
+	for name, a := range p.accounts {
+		if a.gapped() == 0 {
+			continue
+		}
+		if n := p.nonces.NextNonce(name); n > a.next {
+			p.advance(a, n-1, ordering.TxID{})
+		}
+	}
+	for name, next := range p.retired {
+		if p.nonces.NextNonce(name) >= next {
+			delete(p.retired, name)
+		}
 	}
 }
 
