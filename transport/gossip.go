@@ -23,8 +23,8 @@ var (
 
 // Tx is a transaction received over gossip.
 type Tx struct {
-	// From is the peer that published it (its signature was verified);
-	// not necessarily a member.
+	// From is the peer that forwarded it (gossip messages carry no author:
+	// see startGossip).
 	From peer.ID
 	// Data are the transaction's bytes; owned by the receiver.
 	Data []byte
@@ -59,6 +59,13 @@ func (t *Transport) startGossip(onTx func(Tx)) (*gossip, error) {
 		// to its mesh, which is empty until the first heartbeat (a
 		// validator set is small enough for this).
 		pubsub.WithFloodPublish(true),
+		// Transactions are not signed by the gossip layer: the connections
+		// are authenticated (Noise/TLS) and admitted by the gater, message
+		// IDs are transaction hashes, and a transaction carries its own
+		// authorisation (checked by the pool's validator). Signing every
+		// message cost a signature and a verification per hop.
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithNoAuthor(),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("transport: gossipsub: %w", err)
@@ -89,12 +96,12 @@ func (t *Transport) startGossip(onTx func(Tx)) (*gossip, error) {
 			if err != nil {
 				return // cancelled
 			}
-			if m.ReceivedFrom == t.pid || m.GetFrom() == t.pid {
+			if m.ReceivedFrom == t.pid {
 				continue // our own
 			}
 			t.reg.txReceived.Add(1)
 			if onTx != nil {
-				onTx(Tx{From: m.GetFrom(), Data: m.Data})
+				onTx(Tx{From: m.ReceivedFrom, Data: m.Data})
 			}
 		}
 	}()
