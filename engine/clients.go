@@ -87,7 +87,7 @@ func replyFor(err error) client.SubmitReply {
 }
 
 func (e *Engine) serveFollow(s network.Stream, w *bufio.Writer) {
-	ch, cancel := e.Subscribe(4096)
+	ch, cancel := e.Subscribe(256 << 20)
 	defer cancel()
 	for d := range ch {
 		ids := make([]ordering.TxID, len(d.Txs))

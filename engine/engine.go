@@ -103,7 +103,7 @@ type Engine struct {
 	start sync.Once
 
 	mu     sync.Mutex
-	subs   map[int]chan Delivered
+	subs   map[int]*subscriber
 	ckSubs map[int]chan checkpoint.Certificate
 	nextID int
 	// height is the next sequence number to deliver; txs counts delivered
@@ -138,7 +138,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Node == (mir.NodeParams{}) {
 		cfg.Node = mir.DefaultNodeParams()
 	}
-	e := &Engine{cfg: cfg, subs: map[int]chan Delivered{}, ckSubs: map[int]chan checkpoint.Certificate{}, done: make(chan struct{})}
+	e := &Engine{cfg: cfg, subs: map[int]*subscriber{}, ckSubs: map[int]chan checkpoint.Certificate{}, done: make(chan struct{})}
 
 	keys := map[mir.NodeID]ic.PubKey{}
 	for _, v := range cfg.Members.Validators() {
@@ -196,7 +196,11 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.tr = tr
 
-	walMod, err := wal.NewModule(filepath.Join(cfg.DataDir, "wal"), wal.DefaultParams(), []mir.ModuleID{w.Self})
+	// Stable-checkpoint entries carry the application's snapshot; allow the
+	// largest record the WAL supports until snapshots live outside it.
+	walParams := wal.DefaultParams()
+	walParams.Log.MaxRecordSize = wal.MaxRecordSizeLimit
+	walMod, err := wal.NewModule(filepath.Join(cfg.DataDir, "wal"), walParams, []mir.ModuleID{w.Self})
 	if err != nil {
 		_ = tr.Close()
 		return nil, err
@@ -301,23 +305,95 @@ func (e *Engine) Status() Status {
 		Delivered: e.txs.Load(), Peers: len(e.tr.Host().Network().Peers()), Mempool: e.pool.Stats()}
 }
 
-// Subscribe returns a channel of delivered batches (buffer: size) and a
-// cancel function. A subscriber that falls more than size batches behind is
-// dropped (its channel is closed) rather than slowing the node down.
-func (e *Engine) Subscribe(size int) (<-chan Delivered, func()) {
-	ch := make(chan Delivered, size)
+// Subscribe returns a channel of delivered batches and a cancel function.
+// Batches queue for the subscriber without limit in count, but a subscriber
+// whose queue holds more than maxBytes of transaction data falls too far
+// behind and is dropped (its channel is closed) rather than slowing the node
+// down or growing its memory without bound.
+func (e *Engine) Subscribe(maxBytes int) (<-chan Delivered, func()) {
+	sub := &subscriber{maxBytes: maxBytes, signal: make(chan struct{}, 1), out: make(chan Delivered), stop: make(chan struct{})}
 	e.mu.Lock()
 	id := e.nextID
 	e.nextID++
-	e.subs[id] = ch
+	e.subs[id] = sub
 	e.mu.Unlock()
-	return ch, func() {
+	go sub.run()
+	return sub.out, func() {
 		e.mu.Lock()
-		if c, ok := e.subs[id]; ok {
+		if s, ok := e.subs[id]; ok {
 			delete(e.subs, id)
-			close(c)
+			s.close()
 		}
 		e.mu.Unlock()
+	}
+}
+
+// subscriber queues delivered batches for one consumer.
+type subscriber struct {
+	maxBytes int
+	mu       sync.Mutex
+	// queue holds batches not yet handed to the consumer; bytes is the size
+	// of their transactions' data.
+	queue  []Delivered
+	bytes  int
+	closed bool
+	signal chan struct{}
+	out    chan Delivered
+	stop   chan struct{}
+}
+
+// push queues d; it returns false if the subscriber fell too far behind.
+func (s *subscriber) push(d Delivered) bool {
+	n := 64
+	for _, tx := range d.Txs {
+		n += len(tx.Data) + len(tx.Sender) + 48
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if s.bytes+n > s.maxBytes {
+		return false
+	}
+	s.queue = append(s.queue, d)
+	s.bytes += n
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (s *subscriber) close() {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.stop)
+	}
+	s.mu.Unlock()
+}
+
+// run hands queued batches to the consumer until closed.
+func (s *subscriber) run() {
+	defer close(s.out)
+	for {
+		s.mu.Lock()
+		q := s.queue
+		s.queue, s.bytes = nil, 0
+		s.mu.Unlock()
+		for _, d := range q {
+			select {
+			case s.out <- d:
+			case <-s.stop:
+				return
+			}
+		}
+		select {
+		case <-s.signal:
+		case <-s.stop:
+			return
+		}
 	}
 }
 
@@ -342,8 +418,8 @@ func (e *Engine) SubscribeCheckpoints(size int) (<-chan checkpoint.Certificate, 
 func (e *Engine) closeSubs() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for id, c := range e.subs {
-		close(c)
+	for id, sub := range e.subs {
+		sub.close()
 		delete(e.subs, id)
 	}
 	for id, c := range e.ckSubs {
@@ -358,12 +434,11 @@ func (e *Engine) publish(d Delivered) {
 	e.txs.Add(uint64(len(d.Txs)))
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for id, c := range e.subs {
-		select {
-		case c <- d:
-		default:
-			close(c)
+	for id, sub := range e.subs {
+		if !sub.push(d) {
+			sub.close()
 			delete(e.subs, id)
+			log.Warnf("dropped a subscriber that fell behind by more than %d bytes", sub.maxBytes)
 		}
 	}
 }

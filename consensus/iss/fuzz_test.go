@@ -112,7 +112,7 @@ func fuzzSamples(t testing.TB) []any {
 	for i, id := range env.ids[1:] {
 		vc := pbft.ViewChange{H: h1, QSet: []pbft.QEntry{{SeqNr: 1, View: 0, Digest: d}}}
 		if i == 0 {
-			vc.PSet = []pbft.PEntry{{SeqNr: 1, View: 0, Digest: d, Proposal: prop}}
+			vc.PSet = []pbft.PEntry{{SeqNr: 1, View: 0, Digest: d}}
 		}
 		data, err := vc.SignedData()
 		if err != nil {
@@ -124,8 +124,8 @@ func fuzzSamples(t testing.TB) []any {
 		}
 		svcs = append(svcs, pbft.SignedViewChange{VC: vc, Signer: id, Signature: sig})
 	}
-	nv := pbft.NewView{H: h1, ViewChanges: svcs, Preprepares: []pbft.Preprepare{
-		{H: h1, SeqNr: 1, Proposal: prop}, {H: h1, SeqNr: 5, Proposal: pbft.Proposal{Aborted: true}}}}
+	nv := pbft.NewView{H: h1, ViewChanges: svcs, Choices: []pbft.Choice{
+		{SeqNr: 1, Digest: d}, {SeqNr: 5, Digest: pbft.Proposal{Aborted: true}.Digest(), Aborted: true}}}
 	ck := checkpoint.Checkpoint{Epoch: 1, SeqNr: 8, StateRoot: []byte{1}, Leaders: env.ids,
 		Memberships: []*membership.Set{env.set, env.set}, PrevHash: env.genesis.Hash()}
 	sig, err := env.signers[1].Sign(ck.SignedData())

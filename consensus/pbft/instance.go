@@ -224,8 +224,8 @@ func (in *Instance) Propose(sn ordering.SeqNr, batch ordering.Batch) []Action {
 	s := in.bySN[sn]
 	pp := Preprepare{H: in.header(), SeqNr: sn, Proposal: Proposal{Batch: batch}}
 	d := pp.Proposal.Digest()
-	acts := []Action{SendAction{Msg: pp, Persist: WALPreprepare{PP: pp}}}
-	return append(acts, in.acceptPP(s, pp.Proposal, d, false)...)
+	acts := []Action{SendAction{Msg: pp, Persist: WALPreprepare{PP: pp, Digest: d}}}
+	return append(acts, in.acceptPP(s, pp.Proposal, d, true, false)...)
 }
 
 func (in *Instance) header() Header {
@@ -249,9 +249,31 @@ func (in *Instance) Step(from mir.NodeID, msg any) []Action {
 		return in.onViewChange(from, m)
 	case NewView:
 		return in.onNewView(from, m)
+	case FetchBody:
+		return in.onFetchBody(from, m)
+	case Body:
+		if m.H.Epoch != in.cfg.Epoch || m.H.Seg != in.cfg.Seg {
+			in.dropped++
+			return nil
+		}
+		return in.AddBody(m.SeqNr, m.Proposal)
 	}
 	in.dropped++
 	return nil
+}
+
+// onFetchBody answers a peer that lacks a proposal body we have.
+func (in *Instance) onFetchBody(from mir.NodeID, f FetchBody) []Action {
+	s := in.bySN[f.SeqNr]
+	if s == nil || f.H.Epoch != in.cfg.Epoch || f.H.Seg != in.cfg.Seg || from == in.cfg.Self {
+		in.dropped++
+		return nil
+	}
+	p, ok := s.bodies[f.Digest]
+	if !ok {
+		return nil
+	}
+	return []Action{SendAction{To: []mir.NodeID{from}, Msg: Body{H: f.H, SeqNr: f.SeqNr, Proposal: p}}}
 }
 
 func (in *Instance) onPreprepare(from mir.NodeID, pp Preprepare) []Action {
@@ -273,15 +295,22 @@ func (in *Instance) onPreprepare(from mir.NodeID, pp Preprepare) []Action {
 			return nil
 		}
 	}
-	return in.acceptPP(s, pp.Proposal, pp.Proposal.Digest(), true)
+	return in.acceptPP(s, pp.Proposal, pp.Proposal.Digest(), true, true)
 }
 
-// acceptPP accepts a pre-prepare for the current view. The leader's
-// pre-prepare counts as its prepare. A replica sends (sendPrepare) a
-// Prepare persisted together with the pre-prepare.
-func (in *Instance) acceptPP(s *slot, p Proposal, d ordering.Digest, sendPrepare bool) []Action {
+// acceptPP accepts a pre-prepare for the current view: digest d, with body p
+// if haveBody. The leader's view-0 pre-prepare counts as its prepare. A
+// replica sends (sendPrepare) a Prepare persisted together with the
+// pre-prepare. Votes are on digests; a missing body is fetched and only
+// needed to decide.
+func (in *Instance) acceptPP(s *slot, p Proposal, d ordering.Digest, haveBody, sendPrepare bool) []Action {
+	if !haveBody {
+		p, haveBody = s.bodies[d]
+	}
 	s.havePP, s.pp, s.ppDigest = true, p, d
-	s.bodies[d] = p
+	if haveBody {
+		s.bodies[d] = p
+	}
 	if v, ok := s.q[d]; !ok || v < in.view {
 		s.q[d] = in.view
 	}
@@ -296,8 +325,11 @@ func (in *Instance) acceptPP(s *slot, p Proposal, d ordering.Digest, sendPrepare
 	if sendPrepare && (in.cfg.Self != leader || in.view > 0) && !s.sentPrepare {
 		s.sentPrepare = true
 		pr := Prepare{H: in.header(), SeqNr: s.sn, Digest: d}
-		acts = append(acts, SendAction{Msg: pr, Persist: WALPreprepare{PP: Preprepare{H: in.header(), SeqNr: s.sn, Proposal: p}}})
+		acts = append(acts, SendAction{Msg: pr, Persist: WALPreprepare{PP: Preprepare{H: in.header(), SeqNr: s.sn, Proposal: p}, Digest: d, NoBody: !haveBody}})
 		in.addPrepare(s, in.cfg.Self, in.view, d)
+	}
+	if !haveBody {
+		acts = append(acts, SendAction{Msg: FetchBody{H: in.header(), SeqNr: s.sn, Digest: d}})
 	}
 	acts = append(acts, in.checkPrepared(s)...)
 	return append(acts, in.checkCommitted(s, vote{in.view, d})...)
@@ -432,6 +464,9 @@ func (in *Instance) AddBody(sn ordering.SeqNr, p Proposal) []Action {
 		return nil
 	}
 	s.bodies[d] = p
+	if s.havePP && s.ppDigest == d {
+		s.pp = p
+	}
 	for _, k := range sortedVotes(s.commits) {
 		if k.digest == d {
 			if acts := in.checkCommitted(s, k); len(acts) > 0 {
@@ -508,6 +543,11 @@ func (in *Instance) Resend() []Action {
 	for _, s := range in.slots {
 		if s.decided {
 			continue
+		}
+		if s.havePP {
+			if _, ok := s.bodies[s.ppDigest]; !ok {
+				acts = append(acts, SendAction{Msg: FetchBody{H: in.header(), SeqNr: s.sn, Digest: s.ppDigest}})
+			}
 		}
 		if in.view == 0 && s.havePP && in.cfg.Self == in.cfg.Leader {
 			acts = append(acts, SendAction{Msg: Preprepare{H: in.header(), SeqNr: s.sn, Proposal: s.pp}})

@@ -466,13 +466,21 @@ func describe(msg any) string {
 			qs = append(qs, fmt.Sprintf("sn=%d v%d d=%s", q.SeqNr, q.View, q.Digest))
 		}
 		return fmt.Sprintf("ViewChange %s by %s P[%s] Q[%s]", hdr(m.VC.H), m.Signer, strings.Join(ps, ", "), strings.Join(qs, ", "))
+	case pbft.FetchBody:
+		return fmt.Sprintf("FetchBody %s sn=%d d=%s", hdr(m.H), m.SeqNr, m.Digest)
+	case pbft.Body:
+		return fmt.Sprintf("Body %s sn=%d %s", hdr(m.H), m.SeqNr, describeProposal(m.Proposal))
 	case pbft.NewView:
 		var signers, pps []string
 		for _, vc := range m.ViewChanges {
 			signers = append(signers, string(vc.Signer))
 		}
-		for _, pp := range m.Preprepares {
-			pps = append(pps, fmt.Sprintf("sn=%d %s", pp.SeqNr, describeProposal(pp.Proposal)))
+		for _, c := range m.Choices {
+			if c.Aborted {
+				pps = append(pps, fmt.Sprintf("sn=%d aborted", c.SeqNr))
+			} else {
+				pps = append(pps, fmt.Sprintf("sn=%d d=%s", c.SeqNr, c.Digest))
+			}
 		}
 		return fmt.Sprintf("NewView %s vcs[%s] pp[%s]", hdr(m.H), strings.Join(signers, " "), strings.Join(pps, ", "))
 	}
@@ -482,6 +490,9 @@ func describe(msg any) string {
 func describeWAL(e any) string {
 	switch e := e.(type) {
 	case pbft.WALPreprepare:
+		if e.NoBody {
+			return fmt.Sprintf("WALPreprepare %s sn=%d d=%s (no body)", hdr(e.PP.H), e.PP.SeqNr, e.Digest)
+		}
 		return "WALPreprepare " + describe(e.PP)
 	case pbft.WALCommit:
 		return "WALCommit " + describe(e.C)

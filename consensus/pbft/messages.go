@@ -73,13 +73,14 @@ type Commit struct {
 	Digest ordering.Digest
 }
 
-// PEntry records that the sender prepared Proposal for SeqNr in View.
+// PEntry records that the sender prepared the proposal with Digest for
+// SeqNr in View. Bodies do not travel in view changes (they would make them
+// as large as a whole segment): nodes fetch the bodies they lack (FetchBody).
 type PEntry struct {
-	_        struct{} `cbor:",toarray"`
-	SeqNr    ordering.SeqNr
-	View     uint64
-	Digest   ordering.Digest
-	Proposal Proposal
+	_      struct{} `cbor:",toarray"`
+	SeqNr  ordering.SeqNr
+	View   uint64
+	Digest ordering.Digest
 }
 
 // QEntry records that the sender pre-prepared Digest for SeqNr, last in View.
@@ -108,13 +109,39 @@ type SignedViewChange struct {
 	Signature []byte
 }
 
+// Choice is a new view's value for one slot: the digest of a prepared
+// proposal, or the aborted marker.
+type Choice struct {
+	_       struct{} `cbor:",toarray"`
+	SeqNr   ordering.SeqNr
+	Digest  ordering.Digest
+	Aborted bool
+}
+
 // NewView is the new leader's proof (a strong quorum of signed view changes)
-// and its pre-prepares for every slot of the segment.
+// and its choice for every slot of the segment (the pre-prepares of the new
+// view, by digest).
 type NewView struct {
 	_           struct{} `cbor:",toarray"`
 	H           Header
 	ViewChanges []SignedViewChange
-	Preprepares []Preprepare
+	Choices     []Choice
+}
+
+// FetchBody asks peers for the body of a proposal known only by digest.
+type FetchBody struct {
+	_      struct{} `cbor:",toarray"`
+	H      Header
+	SeqNr  ordering.SeqNr
+	Digest ordering.Digest
+}
+
+// Body answers FetchBody; the receiver checks it against the digest.
+type Body struct {
+	_        struct{} `cbor:",toarray"`
+	H        Header
+	SeqNr    ordering.SeqNr
+	Proposal Proposal
 }
 
 func init() {
@@ -128,6 +155,8 @@ func init() {
 	mir.RegisterPayload(b+6, WALCommit{})
 	mir.RegisterPayload(b+7, WALViewChange{})
 	mir.RegisterPayload(b+8, WALNewView{})
+	mir.RegisterPayload(b+9, FetchBody{})
+	mir.RegisterPayload(b+10, Body{})
 }
 
 // SignedData returns the byte strings a view change signature covers.
@@ -152,15 +181,23 @@ func HeaderOf(msg any) (Header, bool) {
 		return m.VC.H, true
 	case NewView:
 		return m.H, true
+	case FetchBody:
+		return m.H, true
+	case Body:
+		return m.H, true
 	}
 	return Header{}, false
 }
 
 // WALPreprepare is persisted before a node sends its Prepare (replica) or
-// Preprepare (leader) for a pre-prepare it accepted or made.
+// Preprepare (leader) for a pre-prepare it accepted or made. Digest is
+// authoritative; PP.Proposal holds the body unless NoBody (a new view's
+// choice whose body the node did not have).
 type WALPreprepare struct {
-	_  struct{} `cbor:",toarray"`
-	PP Preprepare
+	_      struct{} `cbor:",toarray"`
+	PP     Preprepare
+	Digest ordering.Digest
+	NoBody bool
 }
 
 // WALCommit is persisted before a node sends its Commit.

@@ -12,8 +12,10 @@ func (in *Instance) Restore(entry any) {
 		if s == nil {
 			return
 		}
-		d := pp.Proposal.Digest()
-		s.bodies[d] = pp.Proposal
+		d := e.Digest
+		if !e.NoBody {
+			s.bodies[d] = pp.Proposal
+		}
 		if v, ok := s.q[d]; !ok || v < pp.H.View {
 			s.q[d] = pp.H.View
 		}
@@ -23,7 +25,7 @@ func (in *Instance) Restore(entry any) {
 		if pp.H.View > in.view || in.changing {
 			in.enterView(pp.H.View, false)
 		}
-		s.havePP, s.pp, s.ppDigest = true, pp.Proposal, d
+		s.havePP, s.pp, s.ppDigest = true, s.bodies[d], d
 		leader := in.LeaderOf(in.view)
 		if in.view == 0 {
 			in.addPrepare(s, leader, in.view, d)

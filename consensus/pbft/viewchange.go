@@ -19,7 +19,7 @@ func (in *Instance) startViewChange(v uint64) []Action {
 	vc := ViewChange{H: in.header()}
 	for _, s := range in.slots {
 		if s.hasP && !bugs.On(bugs.ForgetPrepared) {
-			vc.PSet = append(vc.PSet, PEntry{SeqNr: s.sn, View: s.pView, Digest: s.pDigest, Proposal: s.bodies[s.pDigest]})
+			vc.PSet = append(vc.PSet, PEntry{SeqNr: s.sn, View: s.pView, Digest: s.pDigest})
 		}
 		for _, d := range sortedDigests(s.q) {
 			vc.QSet = append(vc.QSet, QEntry{SeqNr: s.sn, View: s.q[d], Digest: d})
@@ -111,9 +111,6 @@ func (in *Instance) checkVC(svc SignedViewChange) error {
 			return fmt.Errorf("%w: bad prepared entry for %d", ErrInvalidMessage, p.SeqNr)
 		}
 		seenP[p.SeqNr] = true
-		if p.Proposal.Check() != nil || p.Proposal.Digest() != p.Digest {
-			return fmt.Errorf("%w: prepared entry for %d does not match its digest", ErrInvalidMessage, p.SeqNr)
-		}
 	}
 	for _, q := range vc.QSet {
 		if in.bySN[q.SeqNr] == nil || q.View >= vc.H.View {
@@ -206,34 +203,33 @@ func (in *Instance) tryNewView() []Action {
 	if !in.strong(t) {
 		return nil
 	}
-	pps, ok := in.decideAll(vcs)
+	choices, ok := in.decideAll(vcs)
 	if !ok {
 		return nil
 	}
-	nv := NewView{H: in.header(), ViewChanges: vcs, Preprepares: pps}
+	nv := NewView{H: in.header(), ViewChanges: vcs, Choices: choices}
 	acts := []Action{SendAction{Msg: nv, Persist: WALNewView{NV: nv}}}
 	return append(acts, in.enterNewView(nv, true)...)
 }
 
 // decideAll runs the decision procedure for every slot.
-func (in *Instance) decideAll(vcs []SignedViewChange) ([]Preprepare, bool) {
-	h := in.header()
-	pps := make([]Preprepare, 0, len(in.slots))
+func (in *Instance) decideAll(vcs []SignedViewChange) ([]Choice, bool) {
+	choices := make([]Choice, 0, len(in.slots))
 	for _, s := range in.slots {
-		p, ok := in.decideSlot(s.sn, vcs)
+		c, ok := in.decideSlot(s.sn, vcs)
 		if !ok {
 			return nil, false
 		}
-		pps = append(pps, Preprepare{H: h, SeqNr: s.sn, Proposal: p})
+		choices = append(choices, c)
 	}
-	return pps, true
+	return choices, true
 }
 
 // decideSlot is the decision procedure for one slot (Castro and Liskov, TOCS
 // 2002, with weights): pick a prepared value (v, d) that no strong quorum
 // contradicts (A1) and that a weak quorum pre-prepared at v or later (A2);
 // else, if a strong quorum prepared nothing, the aborted marker.
-func (in *Instance) decideSlot(sn ordering.SeqNr, vcs []SignedViewChange) (Proposal, bool) {
+func (in *Instance) decideSlot(sn ordering.SeqNr, vcs []SignedViewChange) (Choice, bool) {
 	var cands []PEntry
 	pOf := make([]*PEntry, len(vcs))
 	for i := range vcs {
@@ -265,7 +261,7 @@ func (in *Instance) decideSlot(sn ordering.SeqNr, vcs []SignedViewChange) (Propo
 			}
 		}
 		if in.strong(a1) && a2.Weak() {
-			return c.Proposal, true
+			return Choice{SeqNr: sn, Digest: c.Digest}, true
 		}
 	}
 	none := in.cfg.Members.NewTally()
@@ -275,9 +271,9 @@ func (in *Instance) decideSlot(sn ordering.SeqNr, vcs []SignedViewChange) (Propo
 		}
 	}
 	if in.strong(none) {
-		return Proposal{Aborted: true}, true
+		return Choice{SeqNr: sn, Digest: abortedDigest, Aborted: true}, true
 	}
-	return Proposal{}, false
+	return Choice{}, false
 }
 
 func (in *Instance) onNewView(from mir.NodeID, nv NewView) []Action {
@@ -291,7 +287,7 @@ func (in *Instance) onNewView(from mir.NodeID, nv NewView) []Action {
 		in.dropped++
 		return nil
 	}
-	if nv.H.Epoch != in.cfg.Epoch || nv.H.Seg != in.cfg.Seg || len(nv.Preprepares) != len(in.slots) || len(nv.ViewChanges) > len(in.ids) {
+	if nv.H.Epoch != in.cfg.Epoch || nv.H.Seg != in.cfg.Seg || len(nv.Choices) != len(in.slots) || len(nv.ViewChanges) > len(in.ids) {
 		in.dropped++
 		return nil
 	}
@@ -311,8 +307,8 @@ func (in *Instance) onNewView(from mir.NodeID, nv NewView) []Action {
 		in.dropped++
 		return nil
 	}
-	for i, pp := range nv.Preprepares {
-		if pp.H != nv.H || pp.SeqNr != want[i].SeqNr || pp.Proposal.Check() != nil || pp.Proposal.Digest() != want[i].Proposal.Digest() {
+	for i, c := range nv.Choices {
+		if c != want[i] {
 			in.dropped++
 			return nil
 		}
@@ -333,9 +329,13 @@ func (in *Instance) enterNewView(nv NewView, send bool) []Action {
 	in.nv = &nvCopy
 	in.progressMark = in.decidedCount
 	acts := []Action{in.timer()}
-	for _, pp := range nv.Preprepares {
-		s := in.bySN[pp.SeqNr]
-		acts = append(acts, in.acceptPP(s, pp.Proposal, pp.Proposal.Digest(), send)...)
+	for _, c := range nv.Choices {
+		s := in.bySN[c.SeqNr]
+		if c.Aborted {
+			acts = append(acts, in.acceptPP(s, Proposal{Aborted: true}, abortedDigest, true, send)...)
+		} else {
+			acts = append(acts, in.acceptPP(s, Proposal{}, c.Digest, false, send)...)
+		}
 	}
 	if !send {
 		return nil
