@@ -2,6 +2,7 @@ package iss_test
 
 import (
 	"fmt"
+	"github.com/mirsubnet/mirsubnet/consensus/internal/script"
 	"math"
 	"path/filepath"
 	"sort"
@@ -49,10 +50,10 @@ import (
 // Every delivery is checked against the other nodes' deliveries at the same
 // sequence number; a mismatch prints a line starting with "!!" and fails.
 func TestInteraction(t *testing.T) {
-	for _, path := range scriptFiles(t) {
+	for _, path := range script.Files(t) {
 		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
 			d := &idriver{t: t}
-			runScript(t, path, d.exec)
+			script.Run(t, path, d.exec)
 		})
 	}
 }
@@ -161,7 +162,7 @@ func (d *idriver) nodeList(s string) []*inode {
 	return out
 }
 
-func (d *idriver) exec(c scriptCmd) string {
+func (d *idriver) exec(c script.Cmd) string {
 	d.line = c.Line
 	var b strings.Builder
 	d.out = &b
@@ -272,7 +273,7 @@ func sortedKeys(m map[string]int) []string {
 	return ks
 }
 
-func (d *idriver) init(c scriptCmd) {
+func (d *idriver) init(c script.Cmd) {
 	n, err := strconv.Atoi(c.Arg("n", "4"))
 	if err != nil || n < 1 {
 		d.fatalf("bad n")

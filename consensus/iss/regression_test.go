@@ -1,6 +1,7 @@
 package iss_test
 
 import (
+	"github.com/mirsubnet/mirsubnet/consensus/internal/script"
 	"math"
 	"strings"
 	"testing"
@@ -72,7 +73,7 @@ func TestPoolBatchTimerSurvivesTimerGC(t *testing.T) {
 func TestLaggingNodeKeepsFutureMessagesOnStateTransfer(t *testing.T) {
 	d := &idriver{t: t}
 	do := func(line string) string {
-		c := parseCmd(line)
+		c := script.ParseCmd(line)
 		return d.exec(c)
 	}
 	do("init n=4 seglen=2 buckets=8")

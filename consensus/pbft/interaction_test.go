@@ -2,6 +2,7 @@ package pbft_test
 
 import (
 	"fmt"
+	"github.com/mirsubnet/mirsubnet/consensus/internal/script"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -41,10 +42,10 @@ import (
 // for the same (kind, view, slot), across restarts; no two nodes decide
 // different values for a slot.
 func TestInteraction(t *testing.T) {
-	for _, path := range scriptFiles(t) {
+	for _, path := range script.Files(t) {
 		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
 			d := &pdriver{t: t}
-			runScript(t, path, d.exec)
+			script.Run(t, path, d.exec)
 		})
 	}
 }
@@ -116,7 +117,7 @@ func (d *pdriver) nodeList(s string) []*pnode {
 	return out
 }
 
-func (d *pdriver) exec(c scriptCmd) string {
+func (d *pdriver) exec(c script.Cmd) string {
 	d.line = c.Line
 	var b strings.Builder
 	d.out = &b
@@ -206,7 +207,7 @@ func (d *pdriver) exec(c scriptCmd) string {
 	return b.String()
 }
 
-func (d *pdriver) uintArg(c scriptCmd, key string) uint64 {
+func (d *pdriver) uintArg(c script.Cmd, key string) uint64 {
 	v, err := strconv.ParseUint(c.Arg(key, ""), 10, 64)
 	if err != nil {
 		d.fatalf("%s=: %v", key, err)
@@ -222,7 +223,7 @@ func (d *pdriver) viewArg(s string) uint64 {
 	return v
 }
 
-func (d *pdriver) init(c scriptCmd) {
+func (d *pdriver) init(c script.Cmd) {
 	n, err := strconv.Atoi(c.Arg("n", "4"))
 	if err != nil || n < 1 {
 		d.fatalf("bad n")
@@ -286,7 +287,7 @@ func (d *pdriver) newInstance(n *pnode) *pbft.Instance {
 }
 
 // filter parses an optional "a->b" argument (a, b: node or *).
-func (d *pdriver) filter(c scriptCmd) (from, to mir.NodeID) {
+func (d *pdriver) filter(c script.Cmd) (from, to mir.NodeID) {
 	if len(c.Pos) == 0 {
 		return "*", "*"
 	}
@@ -303,7 +304,7 @@ func match(pattern, id mir.NodeID) bool { return pattern == "*" || pattern == id
 // filter, only the messages queued now that match it are delivered (their
 // answers stay queued); without one, until the network is quiet. A delivery
 // is printed only if the receiver reacted or dropped the message.
-func (d *pdriver) deliver(c scriptCmd) {
+func (d *pdriver) deliver(c script.Cmd) {
 	from, to := d.filter(c)
 	all := len(c.Pos) == 0
 	delivered, quiet, discarded := 0, 0, 0

@@ -1,4 +1,7 @@
-package pbft_test
+// Package script runs golden interaction scripts in the style of etcd-raft's
+// datadriven tests: a command line, "----", the expected output up to a
+// blank line. Tests pass -rewrite to regenerate the expected output.
+package script
 
 import (
 	"flag"
@@ -13,9 +16,9 @@ import (
 //	go test ./consensus/pbft -run TestInteraction -rewrite
 var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of the interaction scripts in testdata")
 
-// scriptCmd is one command of an interaction script: a name, positional
+// Cmd is one command of an interaction script: a name, positional
 // arguments and key=value arguments, in the etcd-raft datadriven style.
-type scriptCmd struct {
+type Cmd struct {
 	Name string
 	Pos  []string
 	KV   map[string]string
@@ -23,19 +26,19 @@ type scriptCmd struct {
 }
 
 // Arg returns the value of key, or def.
-func (c scriptCmd) Arg(key, def string) string {
+func (c Cmd) Arg(key, def string) string {
 	if v, ok := c.KV[key]; ok {
 		return v
 	}
 	return def
 }
 
-// runScript executes the script at path: every command line is followed by
+// Run executes the script at path: every command line is followed by
 // "----" and its expected output, up to a blank line. Lines starting with #
 // and blank lines between commands are comments. exec returns the output of
 // one command (no blank lines; empty output is shown as "ok"). With -rewrite
 // the expected outputs are replaced by the actual ones.
-func runScript(t *testing.T, path string, exec func(c scriptCmd) string) {
+func Run(t *testing.T, path string, exec func(c Cmd) string) {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -59,7 +62,7 @@ func runScript(t *testing.T, path string, exec func(c scriptCmd) string) {
 		for ; i < len(lines) && lines[i] != ""; i++ {
 			want = append(want, lines[i])
 		}
-		c := parseCmd(trimmed)
+		c := ParseCmd(trimmed)
 		c.Line = cmdLine
 		got := strings.TrimRight(exec(c), "\n")
 		if got == "" {
@@ -80,9 +83,10 @@ func runScript(t *testing.T, path string, exec func(c scriptCmd) string) {
 	}
 }
 
-func parseCmd(line string) scriptCmd {
+// ParseCmd parses one command line.
+func ParseCmd(line string) Cmd {
 	f := strings.Fields(line)
-	c := scriptCmd{Name: f[0], KV: map[string]string{}}
+	c := Cmd{Name: f[0], KV: map[string]string{}}
 	for _, a := range f[1:] {
 		if k, v, ok := strings.Cut(a, "="); ok {
 			c.KV[k] = v
@@ -93,8 +97,8 @@ func parseCmd(line string) scriptCmd {
 	return c
 }
 
-// scriptFiles returns the scripts in testdata (*.txt), failing if none.
-func scriptFiles(t *testing.T) []string {
+// Files returns the scripts in testdata (*.txt), failing if none.
+func Files(t *testing.T) []string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join("testdata", "*.txt"))
 	if err != nil || len(files) == 0 {
