@@ -170,7 +170,7 @@ func New(cfg Config) (*Engine, error) {
 
 	mp := cfg.Mempool
 	mp.NumBuckets = cfg.ISS.NumBuckets
-	opts := []mempool.Option{mempool.WithGossiper(gossiper{e})}
+	opts := []mempool.Option{mempool.WithGossiper(&gossiper{e: e})}
 	if cfg.TxValidator != nil {
 		opts = append(opts, mempool.WithValidator(cfg.TxValidator))
 	}
@@ -457,20 +457,82 @@ func (e *Engine) publishCheckpoint(cert checkpoint.Certificate) {
 	}
 }
 
-func (e *Engine) onGossipTx(t transport.Tx) {
-	var tx ordering.Tx
-	if err := mir.Unmarshal(t.Data, &tx); err != nil {
-		return
-	}
-	_ = e.pool.Add(context.Background(), tx, mempool.OriginGossip)
+// gossipBatch is the payload of one gossip message: transactions admitted
+// locally within a few milliseconds travel together (one message, one
+// validation and one delivery per batch instead of per transaction).
+type gossipBatch struct {
+	_   struct{} `cbor:",toarray"`
+	Txs []ordering.Tx
 }
 
-// gossiper publishes admitted local transactions on gossipsub.
-type gossiper struct{ e *Engine }
+// Gossip batching limits.
+const (
+	gossipMaxTxs   = 256
+	gossipMaxBytes = 256 << 10
+	gossipLinger   = 2 * time.Millisecond
+)
 
-func (g gossiper) Publish(tx ordering.Tx) {
-	data, err := mir.Marshal(tx)
-	if err != nil || g.e.tr == nil {
+func (e *Engine) onGossipTx(t transport.Tx) {
+	var b gossipBatch
+	if err := mir.Unmarshal(t.Data, &b); err != nil || len(b.Txs) > gossipMaxTxs {
+		return
+	}
+	for _, tx := range b.Txs {
+		_ = e.pool.Add(context.Background(), tx, mempool.OriginGossip)
+	}
+}
+
+// gossiper publishes admitted local transactions on gossipsub, in batches
+// flushed after gossipLinger or when full.
+type gossiper struct {
+	e  *Engine
+	mu sync.Mutex
+	// buf holds transactions not yet published (bytes: their size); armed
+	// says a flush is scheduled.
+	buf   []ordering.Tx
+	bytes int
+	armed bool
+}
+
+func (g *gossiper) Publish(tx ordering.Tx) {
+	g.mu.Lock()
+	g.buf = append(g.buf, tx)
+	g.bytes += tx.Size()
+	full := len(g.buf) >= gossipMaxTxs || g.bytes >= gossipMaxBytes
+	var batch []ordering.Tx
+	if full {
+		batch, g.buf, g.bytes = g.buf, nil, 0
+	} else if !g.armed {
+		g.armed = true
+		time.AfterFunc(gossipLinger, g.flush)
+	}
+	g.mu.Unlock()
+	if batch != nil {
+		g.publish(batch)
+	}
+}
+
+func (g *gossiper) flush() {
+	g.mu.Lock()
+	batch := g.buf
+	g.buf, g.bytes, g.armed = nil, 0, false
+	g.mu.Unlock()
+	if len(batch) > 0 {
+		g.publish(batch)
+	}
+}
+
+func (g *gossiper) publish(txs []ordering.Tx) {
+	if g.e.tr == nil {
+		return
+	}
+	select {
+	case <-g.e.done:
+		return
+	default:
+	}
+	data, err := mir.Marshal(gossipBatch{Txs: txs})
+	if err != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
