@@ -119,8 +119,23 @@ func TestEnginesCommitAndAgree(t *testing.T) {
 			t.Fatalf("tx %s committed %d times", id, n)
 		}
 	}
-	// All nodes reach the same state root at the same height.
-	deadline := time.Now().Add(30 * time.Second)
+	// All nodes reach the same state root at the same height. Heights move
+	// only when a node delivers, so the condition is re-checked after every
+	// delivery at any node.
+	changed := make(chan struct{}, 1)
+	for _, e := range engs {
+		ch, cancelSub := e.Subscribe(64 << 20)
+		defer cancelSub()
+		go func() {
+			for range ch {
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	}
+	deadline := time.After(30 * time.Second)
 	for {
 		v0, ok := stores[0].Get("k49")
 		agree := ok && string(v0) == "v"
@@ -132,9 +147,10 @@ func TestEnginesCommitAndAgree(t *testing.T) {
 		if agree {
 			break
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-changed:
+		case <-deadline:
 			t.Fatal("nodes did not converge on one state root")
 		}
-		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
 	}
 }

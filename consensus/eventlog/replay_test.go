@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mirsubnet/mirsubnet/consensus/mir"
@@ -178,13 +179,19 @@ func TestReplayRejectsFilteredReader(t *testing.T) {
 	}
 }
 
-func TestFactories(t *testing.T) {
+// registerTestPinger registers the "test-pinger" factory once per test
+// binary (registration is global and refuses duplicates; -count=N reruns).
+var registerTestPinger = sync.OnceFunc(func() {
 	RegisterFactory("test-pinger", func(node mir.NodeID, meta map[string]string) (mir.PassiveModule, error) {
 		if meta["peer"] == "" {
 			return nil, errors.New("no peer in meta")
 		}
 		return &pinger{self: "ping", peer: mir.ModuleID(meta["peer"]), limit: 200}, nil
 	})
+})
+
+func TestFactories(t *testing.T) {
+	registerTestPinger()
 	mods, err := BuildModules([]string{"ping=test-pinger", "test-pinger"}, "n1", map[string]string{"peer": "pong"})
 	if err != nil || len(mods) != 2 || mods["ping"] == nil || mods["test-pinger"] == nil {
 		t.Fatalf("%v %v", mods, err)

@@ -44,6 +44,10 @@ type Options struct {
 	// writes finished files back in the background, and a file a machine
 	// crash truncates reads up to its last complete frame).
 	SyncOnRotate bool
+
+	// written, if set (tests only), is called on the writer goroutine after
+	// each write of records to the file.
+	written func()
 }
 
 func (o *Options) setDefaults() {
@@ -533,5 +537,8 @@ func (w *Writer) writeOut() error {
 		return fmt.Errorf("eventlog: write: %w", err)
 	}
 	w.osIndex = w.lastIndex
+	if w.opts.written != nil {
+		w.opts.written()
+	}
 	return nil
 }

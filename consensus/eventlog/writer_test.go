@@ -295,7 +295,13 @@ func TestBackpressure(t *testing.T) {
 // within the linger time without Flush, also after the writer slept idle.
 func TestLingerWritesIdleRecords(t *testing.T) {
 	dir := t.TempDir()
-	w, err := NewWriter(dir, Options{NodeID: "n1", Linger: time.Millisecond})
+	written := make(chan struct{}, 1)
+	w, err := NewWriter(dir, Options{NodeID: "n1", Linger: time.Millisecond, written: func() {
+		select {
+		case written <- struct{}{}:
+		default:
+		}
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,10 +316,11 @@ func TestLingerWritesIdleRecords(t *testing.T) {
 			if uint64(len(recs)) == i {
 				break
 			}
-			if time.Now().After(deadline) {
+			select {
+			case <-written: // the writer wrote something: look again
+			case <-time.After(time.Until(deadline)):
 				t.Fatalf("record %d not written %v after Intercept", i, 10*time.Second)
 			}
-			time.Sleep(time.Millisecond)
 		}
 	}
 }

@@ -79,7 +79,7 @@ func TestNewSetValidation(t *testing.T) {
 		{"truncated peer ID", with(func(v []Validator) { v[1].PeerID = pid1[:len(pid1)-3] }), true, ErrBadPeerID},
 		{"duplicate peer ID", with(func(v []Validator) { v[2].PeerID = v[0].PeerID }), true, ErrDuplicatePeerID},
 		{"duplicate peer ID in CID form", with(func(v []Validator) { v[2].PeerID = peer.ToCid(pid0).String() }), true, ErrDuplicatePeerID},
-		{"bad multiaddr", with(func(v []Validator) { v[0].Addrs = []string{"127.0.0.1:4000"} }), true, ErrBadAddr},
+		{"bad multiaddr", with(func(v []Validator) { v[0].Addrs = []string{"not a multiaddr"} }), true, ErrBadAddr},
 		{"empty multiaddr", with(func(v []Validator) { v[0].Addrs = []string{""} }), true, ErrBadAddr},
 		{"unknown protocol", with(func(v []Validator) { v[0].Addrs = []string{"/ip4/127.0.0.1/bogus/1"} }), true, ErrBadAddr},
 		{"bad port", with(func(v []Validator) { v[0].Addrs = []string{"/ip4/127.0.0.1/tcp/70000"} }), true, ErrBadAddr},

@@ -37,6 +37,9 @@ type Options struct {
 	// syncFile makes a segment file's data durable; nil means
 	// (*os.File).Sync. Only tests set it (export_test.go).
 	syncFile func(*os.File) error
+	// queued, if set (tests only), is called with the number of requests
+	// waiting for the writer each time one is queued.
+	queued func(n int)
 }
 
 // DefaultOptions returns 64 MiB segments and records of up to 8 MiB.
@@ -538,7 +541,11 @@ func (l *Log) submit(r *request) {
 	if len(l.queue) == 1 {
 		l.cond.Signal()
 	}
+	n := len(l.queue)
 	l.mu.Unlock()
+	if l.opts.queued != nil {
+		l.opts.queued(n)
+	}
 }
 
 // Close completes the requests already queued, stops the writer and closes

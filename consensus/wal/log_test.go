@@ -199,17 +199,6 @@ func (g *gate) failWith(err error) {
 	g.mu.Unlock()
 }
 
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func recvOrFail[T any](t testing.TB, what string, ch <-chan T) T {
 	t.Helper()
 	select {
@@ -219,12 +208,6 @@ func recvOrFail[T any](t testing.TB, what string, ch <-chan T) T {
 		t.Fatalf("timed out waiting for %s", what)
 		panic("unreachable")
 	}
-}
-
-func (l *Log) queued() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.queue)
 }
 
 func TestGroupCommit(t *testing.T) {
@@ -589,4 +572,11 @@ func TestLimitsAndErrors(t *testing.T) {
 	if _, err := l.Append([]byte("z"), 0); !errors.Is(err, ErrClosed) {
 		t.Fatalf("append after Close: %v, want ErrClosed", err)
 	}
+}
+
+// queued returns the number of requests waiting for the writer.
+func (l *Log) queued() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.queue)
 }

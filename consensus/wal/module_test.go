@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mirsubnet/mirsubnet/consensus/events"
 	"github.com/mirsubnet/mirsubnet/consensus/mir"
@@ -84,6 +85,8 @@ func TestModuleReleasesFollowUpsOnlyWhenDurable(t *testing.T) {
 	g := newGate()
 	p := DefaultParams()
 	p.Log.syncFile = g.sync
+	queued := make(chan int, 16)
+	p.Log.queued = func(n int) { queued <- n }
 	m, err := NewModule(t.TempDir(), p, []mir.ModuleID{"iss"})
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +103,9 @@ func TestModuleReleasesFollowUpsOnlyWhenDurable(t *testing.T) {
 	if err := m.ApplyEvents(context.Background(), mir.EventList{appendEvent("iss", 2, 0), appendEvent("iss", 3, 0)}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the appends to queue", func() bool { return m.log.queued() == 2 })
+	for n := 0; n < 2; {
+		n = recvOrFail(t, "the appends to queue", queued)
+	}
 	select {
 	case evs := <-m.EventsOut():
 		t.Fatalf("emitted %v before the entry was durable", evs)
@@ -265,6 +270,22 @@ type app struct {
 	count atomic.Int64
 	// recovered holds the WALRecovered it got.
 	recovered []events.WALRecovered
+	// changed is signalled (non-blocking) after every batch it applies.
+	changed chan struct{}
+}
+
+// waitUntil waits, with a deadline, for cond to hold, re-checking it each
+// time the app applied a batch.
+func (a *app) waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case <-a.changed:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
 }
 
 func (a *app) ApplyEvents(evs mir.EventList) (mir.EventList, error) {
@@ -279,6 +300,10 @@ func (a *app) ApplyEvents(evs mir.EventList) (mir.EventList, error) {
 			a.recovered = append(a.recovered, p)
 		}
 	}
+	select {
+	case a.changed <- struct{}{}:
+	default:
+	}
 	return nil, nil
 }
 
@@ -292,7 +317,7 @@ func TestModuleInNode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a := &app{}
+		a := &app{changed: make(chan struct{}, 1)}
 		node, err := mir.NewNode("n0", mir.DefaultNodeParams(), map[mir.ModuleID]mir.Module{"wal": m, "app": a}, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -305,9 +330,9 @@ func TestModuleInNode(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			waitFor(t, "all follow-ups", func() bool { return a.count.Load() == n })
+			a.waitUntil(t, "all follow-ups", func() bool { return a.count.Load() == n })
 		} else {
-			waitFor(t, "WALRecovered", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return len(a.recovered) == 1 })
+			a.waitUntil(t, "WALRecovered", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return len(a.recovered) == 1 })
 		}
 		node.Stop()
 		if err := recvOrFail(t, "node to stop", res); !errors.Is(err, mir.ErrStopped) {
