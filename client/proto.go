@@ -9,6 +9,7 @@ import (
 
 	"github.com/mirsubnet/mirsubnet/consensus/mir"
 	"github.com/mirsubnet/mirsubnet/consensus/ordering"
+	"github.com/mirsubnet/mirsubnet/transport"
 )
 
 // ProtocolID is the libp2p protocol of the client API.
@@ -89,18 +90,15 @@ func WriteMsg(w io.Writer, v any) error {
 }
 
 // ReadMsg reads one length-prefixed CBOR message into v, rejecting
-// oversized messages before allocating them.
+// oversized messages before allocating them (the framing is the consensus
+// stream's: transport.ReadFrame).
 func ReadMsg(r *bufio.Reader, v any) error {
-	n, err := binary.ReadUvarint(r)
+	body, err := transport.ReadFrame(r, MaxMessage, nil)
 	if err != nil {
+		if errors.Is(err, transport.ErrFrameTooLarge) {
+			return fmt.Errorf("%w: %v", ErrTooLarge, err)
+		}
 		return err
 	}
-	if n > MaxMessage {
-		return fmt.Errorf("%w: %d bytes", ErrTooLarge, n)
-	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return err
-	}
-	return mir.Unmarshal(buf, v)
+	return mir.Unmarshal(body, v)
 }

@@ -86,9 +86,9 @@ type Delivered struct {
 type Status struct {
 	Self        mir.NodeID
 	Height      ordering.SeqNr // next sequence number to deliver
-	Epoch       ordering.Epoch // epoch of the last stable checkpoint
-	StableEpoch ordering.Epoch
-	Delivered   uint64 // transactions delivered since start
+	Epoch       ordering.Epoch // epoch of the last delivered batch
+	StableEpoch ordering.Epoch // epoch of the last stable checkpoint
+	Delivered   uint64         // transactions delivered since start
 	Peers       int
 	Mempool     mempool.Stats
 }
@@ -257,7 +257,8 @@ func (e *Engine) Start(ctx context.Context) error {
 	if !started {
 		return errors.New("engine: started twice")
 	}
-	init := mir.EventList{mir.NewEvent("iss", events.Init{}), mir.NewEvent("app", events.Init{})}
+	w := iss.DefaultWiring()
+	init := mir.EventList{mir.NewEvent(w.Self, events.Init{}), mir.NewEvent(w.App, events.Init{})}
 	return e.node.InjectEvents(ctx, init)
 }
 
@@ -545,8 +546,9 @@ func (g *gossiper) publish(txs []ordering.Tx) {
 // observer receives the application module's reports.
 type observer struct{ e *Engine }
 
-func (o observer) Delivered(sn ordering.SeqNr, d ordering.Digest, b ordering.Batch) {
-	o.e.publish(Delivered{SeqNr: sn, Digest: d, Txs: b.Txs, At: time.Now()})
+func (o observer) Delivered(del iss.Deliver, d ordering.Digest) {
+	o.e.publish(Delivered{SeqNr: del.SeqNr, Epoch: del.Epoch, Digest: d, Txs: del.Proposal.Batch.Txs,
+		Aborted: del.Proposal.Aborted, At: time.Now()})
 }
 
 func (o observer) Stable(cert checkpoint.Certificate) { o.e.publishCheckpoint(cert) }

@@ -26,7 +26,7 @@ type App interface {
 // AppObserver receives the application's view of the protocol (tests and
 // the simulator's checkers use it). Calls happen on the module's goroutine.
 type AppObserver interface {
-	Delivered(sn ordering.SeqNr, digest ordering.Digest, batch ordering.Batch)
+	Delivered(d Deliver, digest ordering.Digest)
 	Stable(cert checkpoint.Certificate)
 	Restored(cert checkpoint.Certificate)
 }
@@ -57,7 +57,7 @@ func (m *AppModule) ApplyEvents(evs mir.EventList) (mir.EventList, error) {
 				return nil, fmt.Errorf("apply batch %d: %w", ev.SeqNr, err)
 			}
 			if m.observer != nil {
-				m.observer.Delivered(ev.SeqNr, ev.Proposal.Digest(), ev.Proposal.Batch)
+				m.observer.Delivered(ev, ev.Proposal.Digest())
 			}
 			return nil, nil
 		case SnapshotRequest:

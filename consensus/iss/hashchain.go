@@ -47,18 +47,21 @@ func (a *HashChainApp) Next() ordering.SeqNr { return a.next }
 
 // Snapshot implements App.
 func (a *HashChainApp) Snapshot() ([]byte, []byte, error) {
+	return a.Root(), a.data(), nil
+}
+
+// data returns the snapshot bytes: the running hash and the next sequence
+// number.
+func (a *HashChainApp) data() []byte {
 	data := make([]byte, 40)
 	copy(data, a.root[:])
 	binary.BigEndian.PutUint64(data[32:], a.next)
-	return a.Root(), data, nil
+	return data
 }
 
 // Root returns the current state root: SHA-256 over the snapshot data.
 func (a *HashChainApp) Root() []byte {
-	data := make([]byte, 40)
-	copy(data, a.root[:])
-	binary.BigEndian.PutUint64(data[32:], a.next)
-	r := sha256.Sum256(data)
+	r := sha256.Sum256(a.data())
 	return r[:]
 }
 

@@ -3,6 +3,7 @@ package iss
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/mirsubnet/mirsubnet/consensus/checkpoint"
 	"github.com/mirsubnet/mirsubnet/consensus/events"
@@ -295,14 +296,14 @@ func (s *ISS) onDurable(d Durable) {
 	}
 }
 
-func (s *ISS) timerDelay(payload any, after interface{ Nanoseconds() int64 }, retention uint64) mir.Event {
+func (s *ISS) timerDelay(payload any, after time.Duration, retention uint64) mir.Event {
 	return mir.NewEvent(s.w.Timer, events.TimerDelay{
-		Events: []mir.Event{mir.NewEvent(s.w.Self, payload)}, After: durationOf(after), RetentionIndex: retention})
+		Events: []mir.Event{mir.NewEvent(s.w.Self, payload)}, After: after, RetentionIndex: retention})
 }
 
-func (s *ISS) timerRepeat(payload any, period interface{ Nanoseconds() int64 }) mir.Event {
+func (s *ISS) timerRepeat(payload any, period time.Duration) mir.Event {
 	return mir.NewEvent(s.w.Timer, events.TimerRepeat{
-		Events: []mir.Event{mir.NewEvent(s.w.Self, payload)}, Period: durationOf(period), RetentionIndex: noRetention})
+		Events: []mir.Event{mir.NewEvent(s.w.Self, payload)}, Period: period, RetentionIndex: noRetention})
 }
 
 // applyActions turns a current-epoch instance's actions into events.

@@ -1,14 +1,6 @@
 package iss
 
-import (
-	"time"
-
-	"github.com/mirsubnet/mirsubnet/consensus/pbft"
-)
-
-func durationOf(d interface{ Nanoseconds() int64 }) time.Duration {
-	return time.Duration(d.Nanoseconds())
-}
+import "github.com/mirsubnet/mirsubnet/consensus/pbft"
 
 // walHeader returns the PBFT header of a recovered WAL entry.
 func walHeader(entry any) (pbft.Header, bool) {

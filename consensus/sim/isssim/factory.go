@@ -159,12 +159,12 @@ func (o observer) checkCert(what string, cert checkpoint.Certificate) {
 	}
 }
 
-func (o observer) Delivered(sn ordering.SeqNr, d ordering.Digest, b ordering.Batch) {
-	txs := make([][]byte, len(b.Txs))
-	for i, tx := range b.Txs {
+func (o observer) Delivered(del iss.Deliver, d ordering.Digest) {
+	txs := make([][]byte, len(del.Proposal.Batch.Txs))
+	for i, tx := range del.Proposal.Batch.Txs {
 		txs[i] = tx.Data
 	}
-	o.o.Deliver(sn, d[:], txs)
+	o.o.Deliver(del.SeqNr, d[:], txs)
 }
 
 func (o observer) Stable(cert checkpoint.Certificate) {
