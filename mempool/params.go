@@ -35,13 +35,16 @@ type Params struct {
 	NumBuckets int
 }
 
-// DefaultParams returns the defaults.
+// DefaultParams returns the defaults. The pool holds about a second of a
+// validator's throughput: beyond it overload is answered with "full"
+// rejections. A pool of 262,144 transactions let twice the saturation rate
+// fill queues until consensus starved (mirsubnet bench, ADR 0007).
 func DefaultParams() Params {
 	return Params{
-		MaxTxs:       1 << 18,
-		MaxBytes:     1 << 30,
+		MaxTxs:       20000,
+		MaxBytes:     256 << 20,
 		MaxPerSender: 1024,
-		MaxGapped:    1 << 16,
+		MaxGapped:    4096,
 		MaxNonceGap:  1024,
 		MaxTxSize:    ordering.MaxSenderLen + 8 + ordering.MaxTxData,
 		NumBuckets:   64,

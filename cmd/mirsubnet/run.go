@@ -60,15 +60,11 @@ func runValidator(c *cli.Context, home string, cfg localnet.NodeConfig) error {
 	}
 	store := kvstore.New()
 	reg := prometheus.NewRegistry()
-	// The pool holds a few seconds of throughput: beyond it, overload is
-	// answered with "full" rejections instead of growing queues (a pool of
-	// 262,144 transactions let 2x overload starve consensus in bench (c)).
 	mp := mempool.DefaultParams()
-	mp.MaxTxs = 20000
 	if cfg.MempoolMaxTxs > 0 {
 		mp.MaxTxs = cfg.MempoolMaxTxs
+		mp.MaxGapped = min(mp.MaxGapped, mp.MaxTxs)
 	}
-	mp.MaxGapped = min(mp.MaxGapped, mp.MaxTxs)
 	bt := 5 * time.Millisecond
 	if cfg.BatchTimeoutMS > 0 {
 		bt = time.Duration(cfg.BatchTimeoutMS) * time.Millisecond
