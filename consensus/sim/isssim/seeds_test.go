@@ -140,6 +140,9 @@ func TestDeterminism(t *testing.T) {
 	for _, seed := range seedList(20) {
 		a := run(t, "TestDeterminism", mixScenario(seed))
 		b := run(t, "TestDeterminism", mixScenario(seed))
+		if a.Hash == ([32]byte{}) {
+			t.Fatalf("seed %d: the run computed no event-log hash", seed)
+		}
 		if a.Hash != b.Hash {
 			t.Errorf("seed %d: event-log hashes differ between two runs: %x vs %x (reproduce: go test ./consensus/sim/isssim -run '^TestDeterminism$' -seed=%d)", seed, a.Hash[:8], b.Hash[:8], seed)
 		}
