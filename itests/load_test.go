@@ -1,7 +1,6 @@
 package itests
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -294,11 +293,10 @@ func (f *follower) rootAt(h ordering.SeqNr, lookup func(ordering.TxID) (txSpec, 
 				b.Txs = append(b.Txs, tx.Tx)
 			}
 		}
-		res, err := f.replay.ApplyBatch(sn, b)
-		if err != nil {
+		if err := f.replay.Apply(sn, b); err != nil {
 			return nil, false, err
 		}
-		f.roots = append(f.roots, bytes.Clone(res.Root))
+		f.roots = append(f.roots, f.replay.Root())
 	}
 	return f.roots[h], true, nil
 }

@@ -1,6 +1,7 @@
 package mempool
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -387,13 +388,9 @@ func (p *FIFO) reindex(n int) {
 // the one with the same ID counts as committed, any other as superseded
 // (its nonce is used, it can never be valid).
 func (p *FIFO) Committed(txs []ordering.Tx) {
-	ids := make([]ordering.TxID, len(txs))
-	for i := range txs {
-		ids[i] = txs[i].ID()
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for i, tx := range txs {
+	for _, tx := range txs {
 		if p.committedNext != nil && nextAfter(tx.Nonce) > p.committedNext[tx.Sender] {
 			p.committedNext[tx.Sender] = nextAfter(tx.Nonce)
 		}
@@ -401,19 +398,22 @@ func (p *FIFO) Committed(txs []ordering.Tx) {
 		if a == nil || tx.Nonce < a.next {
 			continue
 		}
-		p.advance(a, tx.Nonce, ids[i])
+		p.advance(a, tx.Nonce, &tx)
 	}
 }
 
 // advance marks nonces up to upto used for account a, removing its pending
-// transactions with those nonces. The caller holds mu.
-func (p *FIFO) advance(a *account, upto uint64, committed ordering.TxID) {
+// transactions with those nonces; committed, if not nil, is the committed
+// transaction with nonce upto. The caller holds mu.
+func (p *FIFO) advance(a *account, upto uint64, committed *ordering.Tx) {
 	gBefore, propBefore := a.gapped(), int(a.cursor-a.next)
 	remove := func(nonce uint64, e *entry) {
 		delete(a.txs, nonce)
 		delete(p.byID, e.id)
 		p.bytes -= e.size
-		if nonce == upto && e.id == committed {
+		// Same sender and nonce: the same transaction iff the same data (and
+		// so the same ID, without hashing it again).
+		if nonce == upto && committed != nil && bytes.Equal(e.tx.Data, committed.Data) {
 			p.committed++
 		} else {
 			p.superseded++
@@ -501,7 +501,7 @@ func (p *FIFO) resyncNonces() {
 			continue
 		}
 		if n := p.nonces.NextNonce(name); n > a.next {
-			p.advance(a, n-1, ordering.TxID{})
+			p.advance(a, n-1, nil)
 		}
 	}
 	for name, next := range p.retired {

@@ -3,6 +3,7 @@ package kvstore
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,7 +31,8 @@ func benchStore(b *testing.B, n int) *Store {
 
 // BenchmarkApply applies blocks of 1000 set transactions from 1000 senders,
 // half of them overwriting existing keys and half adding keys, to states of
-// different sizes: tx/s should not fall with the state size.
+// different sizes, and computes the root after every block: tx/s should not
+// fall with the state size.
 func BenchmarkApply(b *testing.B) {
 	const block = 1000
 	for _, n := range []int{10_000, 100_000, 1_000_000} {
@@ -49,12 +51,50 @@ func BenchmarkApply(b *testing.B) {
 				b.StartTimer()
 				start := time.Now()
 				res, err := s.ApplyBatch(sn, ordering.Batch{Txs: txs})
+				s.Root()
 				elapsed += time.Since(start)
 				if err != nil || res.Applied != block {
 					b.Fatalf("%+v %v", res, err)
 				}
 			}
 			b.ReportMetric(float64(b.N*block)/elapsed.Seconds(), "tx/s")
+		})
+	}
+}
+
+// BenchmarkApplyBench applies what `mirsubnet bench` sends: 4,096
+// senders, each setting its own key to a 512-byte value, in blocks of 500
+// transactions, with the root computed every rootEvery blocks (1: after
+// every block; 32: about once per checkpoint).
+func BenchmarkApplyBench(b *testing.B) {
+	const senders, block = 4096, 500
+	value := strings.Repeat("v", 512)
+	for _, rootEvery := range []int{1, 32} {
+		b.Run(fmt.Sprintf("rootEvery=%d", rootEvery), func(b *testing.B) {
+			s := New()
+			proto := make([]ordering.Tx, senders)
+			for i := range proto {
+				snd := fmt.Sprintf("sender-%04d", i)
+				proto[i] = setTx(snd, 0, snd, value)
+			}
+			txs := make([]ordering.Tx, block)
+			next := 0
+			for b.Loop() {
+				for j := range txs {
+					txs[j] = proto[next]
+					proto[next].Nonce++
+					next = (next + 1) % senders
+				}
+				sn := s.NextSeqNr()
+				res, err := s.ApplyBatch(sn, ordering.Batch{Txs: txs})
+				if err != nil || res.Applied != block {
+					b.Fatalf("%+v %v", res, err)
+				}
+				if (sn+1)%uint64(rootEvery) == 0 {
+					s.Root()
+				}
+			}
+			b.ReportMetric(float64(b.N*block)/b.Elapsed().Seconds(), "tx/s")
 		})
 	}
 }

@@ -45,10 +45,13 @@
 // costs O(log n) hashes instead of 256 and the tree stores about 2.4 nodes
 // per leaf instead of about 240. The representation is canonical (it depends
 // only on the set of leaves), so the root does not depend on the order in
-// which keys were inserted or deleted. Apply marks the nodes it touches and
-// rehashes each of them once per batch: the cost of a batch grows with the
-// number of entries it touches and the logarithm of the state size, never
-// with the state size itself.
+// which keys were inserted or deleted. Apply marks the nodes it touches
+// dirty and leaves them; the first reader that needs the root (Root, Prove,
+// Snapshot, which ISS calls at every checkpoint) rehashes each dirty node
+// once. The cost grows with the number of entries touched and the
+// logarithm of the state size, never with the state size itself, and the
+// upper levels of the tree, which every batch touches, are hashed once per
+// root instead of once per batch.
 //
 // Snapshots. Snapshot encodes the state deterministically (version 1):
 //
@@ -69,5 +72,6 @@
 // Get, Len, Root, NextNonce and Prove may be called from any goroutine (the
 // mempool's NonceSource, an RPC server). Apply holds the write lock for a
 // whole batch, so readers see the state before or after a batch, never half
-// of one.
+// of one; Root, Prove and Snapshot take the write lock briefly when they
+// must rehash.
 package kvstore

@@ -126,5 +126,18 @@ func refRoot(kv map[string]string, nonces map[string]uint64, next uint64) Hash {
 func storeRefRoot(s *Store) Hash {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return refRoot(s.kv, s.nonces, s.next)
+	return refRoot(s.kv, nextNonces(s.nonces), s.next)
+}
+
+// nextNonces returns each sender's next nonce; it panics if an account's
+// cached path is not the sender's nonce path.
+func nextNonces(accs map[string]account) map[string]uint64 {
+	nonces := make(map[string]uint64, len(accs))
+	for snd, acc := range accs {
+		if acc.path != NoncePath(snd) {
+			panic("kvstore: cached nonce path of " + snd + " differs")
+		}
+		nonces[snd] = acc.next
+	}
+	return nonces
 }

@@ -54,6 +54,10 @@ func innerHash(l, r *Hash) Hash {
 
 // taggedPath returns SHA-256(tag || s).
 func taggedPath(tag byte, s string) Hash {
+	var buf [1 + MaxKeyLen]byte
+	if len(s) < len(buf) {
+		return sha256.Sum256(append(append(buf[:0], tag), s...))
+	}
 	h := sha256.New()
 	h.Write([]byte{tag})
 	h.Write([]byte(s))
@@ -64,6 +68,9 @@ func taggedPath(tag byte, s string) Hash {
 
 // KeyPath returns the tree path of a key.
 func KeyPath(key string) Hash { return taggedPath(tagKey, key) }
+
+// NoncePath returns the tree path of a sender's nonce.
+func NoncePath(sender string) Hash { return taggedPath(tagNonce, sender) }
 
 // bit returns bit i (0 = most significant) of a path.
 func bit(p *Hash, i int) byte { return p[i>>3] >> (7 - i&7) & 1 }
@@ -84,38 +91,54 @@ type node struct {
 	left, right *node
 	// leaf is non-nil exactly for leaves.
 	leaf *leaf
-	// dirty marks an inner node whose hash must be recomputed.
+	// dirty marks a node whose hash must be recomputed: an inner node with
+	// a changed subtree, or a leaf whose value changed.
 	dirty bool
 }
 
-func newLeaf(l *leaf) *node { return &node{hash: leafHash(&l.path, &l.valueHash), leaf: l} }
+// leafNode is a leaf and its node, allocated together.
+type leafNode struct {
+	n node
+	l leaf
+}
+
+// newLeaf returns a dirty leaf node.
+func newLeaf(path, valueHash *Hash) *node {
+	ln := &leafNode{l: leaf{path: *path, valueHash: *valueHash}}
+	ln.n.leaf, ln.n.dirty = &ln.l, true
+	return &ln.n
+}
 
 // tree is a compact sparse Merkle tree (see the package documentation).
-// Outside of a batch being applied no node is dirty, so readers may walk it
-// concurrently.
+// Once rootHash has run no node is dirty, and readers may walk it
+// concurrently until the next set or remove.
 type tree struct {
 	// root is the root node, nil for an empty tree.
 	root *node
 }
 
-// set inserts or replaces the leaf at l.path.
-func (t *tree) set(l leaf) { t.root = set(t.root, 0, newLeaf(&l)) }
+// set inserts the leaf l, or updates the value of the leaf at l.path in
+// place. The leaf's hash is computed by the next rootHash, once however
+// often the leaf changed before it.
+func (t *tree) set(l leaf) { t.root = set(t.root, 0, &l) }
 
-func set(n *node, depth int, nl *node) *node {
+func set(n *node, depth int, l *leaf) *node {
 	if n == nil {
-		return nl
+		return newLeaf(&l.path, &l.valueHash)
 	}
 	if n.leaf != nil {
-		if n.leaf.path == nl.leaf.path {
-			return nl
+		if n.leaf.path == l.path {
+			n.leaf.valueHash = l.valueHash
+			n.dirty = true
+			return n
 		}
-		return split(n, nl, depth)
+		return split(n, newLeaf(&l.path, &l.valueHash), depth)
 	}
 	n.dirty = true
-	if bit(&nl.leaf.path, depth) == 0 {
-		n.left = set(n.left, depth+1, nl)
+	if bit(&l.path, depth) == 0 {
+		n.left = set(n.left, depth+1, l)
 	} else {
-		n.right = set(n.right, depth+1, nl)
+		n.right = set(n.right, depth+1, l)
 	}
 	return n
 }
@@ -181,8 +204,12 @@ func rehash(n *node, depth int) Hash {
 		return emptyHashes[PathBits-depth]
 	}
 	if n.dirty {
-		l, r := rehash(n.left, depth+1), rehash(n.right, depth+1)
-		n.hash = innerHash(&l, &r)
+		if n.leaf != nil {
+			n.hash = leafHash(&n.leaf.path, &n.leaf.valueHash)
+		} else {
+			l, r := rehash(n.left, depth+1), rehash(n.right, depth+1)
+			n.hash = innerHash(&l, &r)
+		}
 		n.dirty = false
 	}
 	return n.hash

@@ -20,7 +20,7 @@ var snapshotMagic = []byte("MSKV")
 // Snapshot returns the state root and the state's canonical encoding (see
 // the package documentation), usable as iss.App.
 func (s *Store) Snapshot() (root []byte, data []byte, err error) {
-	s.mu.RLock()
+	s.settled()
 	defer s.mu.RUnlock()
 	keys := make([]string, 0, len(s.kv))
 	size := len(snapshotMagic) + 1 + 3*8
@@ -51,7 +51,7 @@ func (s *Store) Snapshot() (root []byte, data []byte, err error) {
 	for _, snd := range senders {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(snd)))
 		b = append(b, snd...)
-		b = binary.BigEndian.AppendUint64(b, s.nonces[snd])
+		b = binary.BigEndian.AppendUint64(b, s.nonces[snd].next)
 	}
 	r := s.root
 	return r[:], b, nil
@@ -66,7 +66,7 @@ func (s *Store) Restore(data []byte) (root []byte, err error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.kv, s.nonces, s.next, s.tree, s.root = st.kv, st.nonces, st.next, st.tree, st.root
+	s.kv, s.nonces, s.next, s.tree, s.root, s.stale = st.kv, st.nonces, st.next, st.tree, st.root, false
 	r := s.root
 	return r[:], nil
 }
@@ -74,7 +74,7 @@ func (s *Store) Restore(data []byte) (root []byte, err error) {
 // state is a decoded snapshot with its tree built.
 type state struct {
 	kv     map[string]string
-	nonces map[string]uint64
+	nonces map[string]account
 	next   ordering.SeqNr
 	tree   tree
 	root   Hash
@@ -166,14 +166,14 @@ func decodeSnapshot(data []byte) (*state, error) {
 		}
 		prev = k
 		st.kv[k] = v
-		leaves = append(leaves, kvLeaf(k, v))
+		leaves = append(leaves, kvLeaf(k, []byte(v)))
 	}
 	prev = ""
 	ns := r.count(4+1+8, "senders")
 	if r.err != nil {
 		return nil, r.err
 	}
-	st.nonces = make(map[string]uint64, ns)
+	st.nonces = make(map[string]account, ns)
 	for i := range ns {
 		snd := r.string(ordering.MaxSenderLen, "sender")
 		n := r.uint64("nonce")
@@ -190,8 +190,9 @@ func decodeSnapshot(data []byte) (*state, error) {
 			return nil, fmt.Errorf("%w: sender %d has next nonce 0", ErrBadSnapshot, i)
 		}
 		prev = snd
-		st.nonces[snd] = n
-		leaves = append(leaves, nonceLeaf(snd, n))
+		path := NoncePath(snd)
+		st.nonces[snd] = account{next: n, path: path}
+		leaves = append(leaves, uint64Leaf(path, n))
 	}
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadSnapshot, len(r.b))

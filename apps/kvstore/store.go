@@ -21,8 +21,6 @@ var metaPath = taggedPath(tagMeta, "next-seqnr")
 // Result counts what Apply did with a batch's transactions; Applied +
 // BadNonce + Invalid is the number of transactions in the batch.
 type Result struct {
-	// Root is the state root after the batch.
-	Root []byte
 	// Applied counts executed commands.
 	Applied int
 	// BadNonce counts transactions skipped because their nonce was not the
@@ -49,20 +47,31 @@ type Store struct {
 	kv map[string]string
 	// nonces maps each sender to its next nonce; a sender is in nonces iff its
 	// next nonce is at least 1 iff its leaf is in tree.
-	nonces map[string]uint64
+	nonces map[string]account
 	// next is the next sequence number Apply accepts; its leaf is always in tree.
 	next ordering.SeqNr
-	// tree commits to kv, nonces and next; no node is dirty outside Apply.
+	// tree commits to kv, nonces and next. Its dirty nodes are rehashed
+	// lazily, when a reader needs the root (see settled).
 	tree tree
-	// root is tree's root hash.
+	// root is tree's root hash unless stale.
 	root Hash
+	// stale is set by Apply: tree has dirty nodes and root is out of date.
+	stale bool
 	// stats counts what Apply did.
 	stats Stats
 }
 
+// account is a sender's entry: its next nonce and the path of its nonce
+// leaf (kept so that Apply does not rehash the sender for every
+// transaction).
+type account struct {
+	next uint64
+	path Hash
+}
+
 // New returns an empty store that expects sequence number 0 next.
 func New() *Store {
-	s := &Store{kv: map[string]string{}, nonces: map[string]uint64{}}
+	s := &Store{kv: map[string]string{}, nonces: map[string]account{}}
 	s.tree.set(metaLeaf(0))
 	s.root = s.tree.rootHash()
 	return s
@@ -77,22 +86,24 @@ func uint64Leaf(path Hash, v uint64) leaf {
 func metaLeaf(next ordering.SeqNr) leaf { return uint64Leaf(metaPath, next) }
 
 func nonceLeaf(sender string, next uint64) leaf {
-	return uint64Leaf(taggedPath(tagNonce, sender), next)
+	return uint64Leaf(NoncePath(sender), next)
 }
 
-func kvLeaf(key, value string) leaf {
-	return leaf{path: KeyPath(key), valueHash: sha256.Sum256([]byte(value))}
+func kvLeaf(key string, value []byte) leaf {
+	return leaf{path: KeyPath(key), valueHash: sha256.Sum256(value)}
 }
 
-// Apply applies a batch and returns the new state root (iss.App).
-func (s *Store) Apply(sn ordering.SeqNr, b ordering.Batch) ([]byte, error) {
-	res, err := s.ApplyBatch(sn, b)
-	return res.Root, err
+// Apply applies a batch (iss.App).
+func (s *Store) Apply(sn ordering.SeqNr, b ordering.Batch) error {
+	_, err := s.ApplyBatch(sn, b)
+	return err
 }
 
 // ApplyBatch applies the batch at sequence number sn, which must be the
 // next one; it says what happened to each transaction. It fails, leaving
-// the state unchanged, only when sn is out of order.
+// the state unchanged, only when sn is out of order. It does not compute the
+// state root: the nodes it touches are rehashed once, by the next call that
+// needs the root (Root, Prove, Snapshot), however many batches came before.
 func (s *Store) ApplyBatch(sn ordering.SeqNr, b ordering.Batch) (Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -105,13 +116,17 @@ func (s *Store) ApplyBatch(sn ordering.SeqNr, b ordering.Batch) (Result, error) 
 			res.Invalid++
 			continue
 		}
-		next := s.nonces[tx.Sender]
-		if tx.Nonce != next || next == math.MaxUint64 {
+		acc, ok := s.nonces[tx.Sender]
+		if tx.Nonce != acc.next || acc.next == math.MaxUint64 {
 			res.BadNonce++
 			continue
 		}
-		s.nonces[tx.Sender] = next + 1
-		s.tree.set(nonceLeaf(tx.Sender, next+1))
+		if !ok {
+			acc.path = NoncePath(tx.Sender)
+		}
+		acc.next++
+		s.nonces[tx.Sender] = acc
+		s.tree.set(uint64Leaf(acc.path, acc.next))
 		c, err := ParseTx(tx.Data)
 		if err != nil {
 			res.Invalid++
@@ -119,9 +134,8 @@ func (s *Store) ApplyBatch(sn ordering.SeqNr, b ordering.Batch) (Result, error) 
 		}
 		switch c.Op {
 		case OpSet:
-			v := string(c.Value)
-			s.kv[c.Key] = v
-			s.tree.set(kvLeaf(c.Key, v))
+			s.kv[c.Key] = string(c.Value)
+			s.tree.set(kvLeaf(c.Key, c.Value))
 		case OpDelete:
 			if _, ok := s.kv[c.Key]; ok {
 				delete(s.kv, c.Key)
@@ -133,8 +147,7 @@ func (s *Store) ApplyBatch(sn ordering.SeqNr, b ordering.Batch) (Result, error) 
 	}
 	s.next++
 	s.tree.set(metaLeaf(s.next))
-	s.root = s.tree.rootHash()
-	res.Root = s.root[:]
+	s.stale = true
 	s.stats.Batches++
 	s.stats.Applied += uint64(res.Applied)
 	s.stats.BadNonce += uint64(res.BadNonce)
@@ -142,9 +155,27 @@ func (s *Store) ApplyBatch(sn ordering.SeqNr, b ordering.Batch) (Result, error) 
 	return res, nil
 }
 
+// settled read-locks the store with its root up to date (rehashing what
+// Apply left dirty first); the caller must RUnlock.
+func (s *Store) settled() {
+	for {
+		s.mu.RLock()
+		if !s.stale {
+			return
+		}
+		s.mu.RUnlock()
+		s.mu.Lock()
+		if s.stale {
+			s.root = s.tree.rootHash()
+			s.stale = false
+		}
+		s.mu.Unlock()
+	}
+}
+
 // Root returns the current state root.
 func (s *Store) Root() []byte {
-	s.mu.RLock()
+	s.settled()
 	defer s.mu.RUnlock()
 	r := s.root
 	return r[:]
@@ -173,7 +204,7 @@ func (s *Store) Len() int {
 func (s *Store) NextNonce(sender string) uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.nonces[sender]
+	return s.nonces[sender].next
 }
 
 // NextSeqNr returns the next sequence number Apply accepts.
@@ -194,7 +225,7 @@ func (s *Store) Stats() Stats {
 // its absence (VerifyAbsence), and the root the proof is for.
 func (s *Store) Prove(key string) (value []byte, ok bool, p Proof, root []byte) {
 	path := KeyPath(key)
-	s.mu.RLock()
+	s.settled()
 	defer s.mu.RUnlock()
 	p, l := s.tree.prove(&path)
 	r := s.root

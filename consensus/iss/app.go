@@ -13,9 +13,10 @@ import (
 // every correct node applies the same batches in the same order and must
 // reach the same state root.
 type App interface {
-	// Apply applies a delivered batch (empty for an aborted slot) and
-	// returns the new state root.
-	Apply(sn ordering.SeqNr, batch ordering.Batch) ([]byte, error)
+	// Apply applies a delivered batch (empty for an aborted slot). The
+	// state root is asked for only at checkpoints (Snapshot), so an App may
+	// defer computing it until then.
+	Apply(sn ordering.SeqNr, batch ordering.Batch) error
 	// Snapshot returns the state root and a serialized copy of the state.
 	Snapshot() (root []byte, data []byte, err error)
 	// Restore replaces the state by a snapshot and returns its root. It must
@@ -53,7 +54,7 @@ func (m *AppModule) ApplyEvents(evs mir.EventList) (mir.EventList, error) {
 		case events.Init:
 			return nil, nil
 		case Deliver:
-			if _, err := m.app.Apply(ev.SeqNr, ev.Proposal.Batch); err != nil {
+			if err := m.app.Apply(ev.SeqNr, ev.Proposal.Batch); err != nil {
 				return nil, fmt.Errorf("apply batch %d: %w", ev.SeqNr, err)
 			}
 			if m.observer != nil {
