@@ -51,7 +51,16 @@ func txID(m *pb.Message) string {
 // onTx (if set) until t.ctx is cancelled.
 func (t *Transport) startGossip(onTx func(Tx)) (*gossip, error) {
 	maxTx := t.params.MaxTxSize
+	// No mesh (D = Dlo = Dhi = Dout = 0, the configuration gossipsub
+	// documents for bootstrappers): validators are few and all connected to
+	// each other, so the publisher's flood reaches every one of them, and
+	// mesh forwarding only made each node receive, decrypt, hash and drop
+	// every message two more times. Lost messages are still repaired by
+	// IHAVE/IWANT gossip at each heartbeat.
+	gp := pubsub.DefaultGossipSubParams()
+	gp.D, gp.Dlo, gp.Dhi, gp.Dout, gp.Dscore = 0, 0, 0, 0, 0
 	ps, err := pubsub.NewGossipSub(t.ctx, t.host,
+		pubsub.WithGossipSubParams(gp),
 		pubsub.WithMessageIdFn(txID),
 		pubsub.WithMaxMessageSize(max(1<<20, maxTx+64<<10)),
 		pubsub.WithPeerExchange(false),
