@@ -76,7 +76,6 @@ type Config struct {
 type Delivered struct {
 	SeqNr   ordering.SeqNr
 	Epoch   ordering.Epoch
-	Digest  ordering.Digest
 	Txs     []ordering.Tx
 	Aborted bool
 	At      time.Time
@@ -546,8 +545,8 @@ func (g *gossiper) publish(txs []ordering.Tx) {
 // observer receives the application module's reports.
 type observer struct{ e *Engine }
 
-func (o observer) Delivered(del iss.Deliver, d ordering.Digest) {
-	o.e.publish(Delivered{SeqNr: del.SeqNr, Epoch: del.Epoch, Digest: d, Txs: del.Proposal.Batch.Txs,
+func (o observer) Delivered(del iss.Deliver) {
+	o.e.publish(Delivered{SeqNr: del.SeqNr, Epoch: del.Epoch, Txs: del.Proposal.Batch.Txs,
 		Aborted: del.Proposal.Aborted, At: time.Now()})
 }
 

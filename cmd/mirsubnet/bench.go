@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,6 +66,7 @@ With --json the last line of output is one JSON object.`,
 			&cli.IntFlag{Name: "mempool-max-txs", Usage: "validators' mempool_max_txs (0: default)"},
 			&cli.IntFlag{Name: "empty-proposal-ms", Usage: "validators' empty_proposal_ms (0: default)"},
 			&cli.BoolFlag{Name: "debug-http", Usage: "serve /metrics and /debug/pprof on each started validator (OS-assigned 127.0.0.1 ports, printed)"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the bench process itself (the load generator) to this file"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg := benchConfig{
@@ -83,6 +85,17 @@ With --json the last line of output is one JSON object.`,
 			}
 			if err := cfg.check(); err != nil {
 				return cli.Exit(err.Error(), exitError)
+			}
+			if path := c.String("cpuprofile"); path != "" {
+				f, err := os.Create(path)
+				if err != nil {
+					return cli.Exit("bench: "+err.Error(), exitError)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return cli.Exit("bench: cpu profile: "+err.Error(), exitError)
+				}
+				defer pprof.StopCPUProfile()
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -488,6 +501,12 @@ func (r *benchRun) closedLoop(ctx context.Context, wg *sync.WaitGroup) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				// A context and a timer of its own: thousands of clients
+				// selecting on one Done channel contend for its lock.
+				ctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				lost := time.NewTimer(time.Hour)
+				defer lost.Stop()
 				for nonce := uint64(0); ctx.Err() == nil; {
 					done := make(chan struct{})
 					reason, err := r.submit(ctx, cl, r.tx(sender, nonce), done)
@@ -503,10 +522,11 @@ func (r *benchRun) closedLoop(ctx context.Context, wg *sync.WaitGroup) {
 						continue
 					}
 					nonce++
+					lost.Reset(30 * time.Second)
 					select {
 					case <-done:
 					case <-ctx.Done():
-					case <-time.After(30 * time.Second): // lost: move on with the next nonce
+					case <-lost.C: // lost: move on with the next nonce
 					}
 				}
 			}()

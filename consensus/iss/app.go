@@ -27,7 +27,10 @@ type App interface {
 // AppObserver receives the application's view of the protocol (tests and
 // the simulator's checkers use it). Calls happen on the module's goroutine.
 type AppObserver interface {
-	Delivered(d Deliver, digest ordering.Digest)
+	// Delivered reports a batch the app has applied; Deliver carries no
+	// digest, so an observer that needs one computes it (not every observer
+	// pays for hashing each batch again).
+	Delivered(d Deliver)
 	Stable(cert checkpoint.Certificate)
 	Restored(cert checkpoint.Certificate)
 }
@@ -58,7 +61,7 @@ func (m *AppModule) ApplyEvents(evs mir.EventList) (mir.EventList, error) {
 				return nil, fmt.Errorf("apply batch %d: %w", ev.SeqNr, err)
 			}
 			if m.observer != nil {
-				m.observer.Delivered(ev, ev.Proposal.Digest())
+				m.observer.Delivered(ev)
 			}
 			return nil, nil
 		case SnapshotRequest:

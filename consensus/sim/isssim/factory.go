@@ -159,7 +159,8 @@ func (o observer) checkCert(what string, cert checkpoint.Certificate) {
 	}
 }
 
-func (o observer) Delivered(del iss.Deliver, d ordering.Digest) {
+func (o observer) Delivered(del iss.Deliver) {
+	d := del.Proposal.Digest()
 	txs := make([][]byte, len(del.Proposal.Batch.Txs))
 	for i, tx := range del.Proposal.Batch.Txs {
 		txs[i] = tx.Data
