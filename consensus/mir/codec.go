@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -54,15 +55,38 @@ var (
 	byType = map[reflect.Type]uint64{}
 	byTag  = map[uint64]reflect.Type{}
 
-	encMode cbor.EncMode
-	decMode cbor.DecMode
+	// current holds the modes built from the registry as it was when they
+	// were built; RegisterPayload clears it. The modes copy the tags (no
+	// lock on every encoded or decoded item, as shared tags would take).
+	current atomic.Pointer[modes]
 )
 
-func init() {
-	var err error
+type modes struct {
+	enc cbor.EncMode
+	dec cbor.DecMode
+}
+
+// getModes returns the modes for the current registry, building them after
+// a registration.
+func getModes() *modes {
+	if m := current.Load(); m != nil {
+		return m
+	}
+	regMu.Lock()
+	defer regMu.Unlock()
+	if m := current.Load(); m != nil {
+		return m
+	}
+	m := buildModes()
+	current.Store(m)
+	return m
+}
+
+// buildModes builds the modes; the caller holds regMu.
+func buildModes() *modes {
 	encOpts := cbor.CoreDetEncOptions()
 	encOpts.Time = cbor.TimeUnix
-	encMode, err = encOpts.EncModeWithSharedTags(tagSet)
+	enc, err := encOpts.EncModeWithTags(tagSet)
 	if err != nil {
 		panic(err)
 	}
@@ -77,10 +101,11 @@ func init() {
 		UTF8:              cbor.UTF8RejectInvalid,
 		IntDec:            cbor.IntDecConvertNone,
 	}
-	decMode, err = decOpts.DecModeWithSharedTags(tagSet)
+	dec, err := decOpts.DecModeWithTags(tagSet)
 	if err != nil {
 		panic(err)
 	}
+	return &modes{enc: enc, dec: dec}
 }
 
 // RegisterPayload registers the struct type of prototype under tag. It is
@@ -105,6 +130,7 @@ func RegisterPayload(tag uint64, prototype any) {
 	}
 	byTag[tag] = t
 	byType[t] = tag
+	current.Store(nil)
 }
 
 // PayloadTag returns the tag registered for the payload's type.
@@ -135,14 +161,16 @@ func PayloadName(p any) string {
 	return reflect.TypeOf(p).String()
 }
 
-// EncMode returns the shared Core Deterministic Encoding mode.
-func EncMode() cbor.EncMode { return encMode }
+// EncMode returns the Core Deterministic Encoding mode. It knows the
+// payloads registered so far: do not keep it across registrations (init).
+func EncMode() cbor.EncMode { return getModes().enc }
 
-// DecMode returns the shared decoding mode with limits for untrusted input.
-func DecMode() cbor.DecMode { return decMode }
+// DecMode returns the decoding mode with limits for untrusted input. It
+// knows the payloads registered so far: do not keep it across registrations.
+func DecMode() cbor.DecMode { return getModes().dec }
 
 // Marshal encodes v with Core Deterministic Encoding.
-func Marshal(v any) ([]byte, error) { return encMode.Marshal(v) }
+func Marshal(v any) ([]byte, error) { return getModes().enc.Marshal(v) }
 
 // Unmarshal decodes untrusted bytes into v. It never panics.
 func Unmarshal(data []byte, v any) (err error) {
@@ -151,7 +179,7 @@ func Unmarshal(data []byte, v any) (err error) {
 			err = fmt.Errorf("mir: decode: %v", r)
 		}
 	}()
-	return decMode.Unmarshal(data, v)
+	return getModes().dec.Unmarshal(data, v)
 }
 
 // Encode encodes an event (with its follow-ups) to CBOR.
@@ -159,7 +187,7 @@ func Encode(e Event) ([]byte, error) {
 	if err := CheckEvent(e); err != nil {
 		return nil, err
 	}
-	return encMode.Marshal(e)
+	return getModes().enc.Marshal(e)
 }
 
 // Decode decodes an event from untrusted bytes and validates it. It returns
@@ -181,7 +209,7 @@ func EncodePayload(p any) ([]byte, error) {
 	if err := CheckPayload(p); err != nil {
 		return nil, err
 	}
-	return encMode.Marshal(p)
+	return getModes().enc.Marshal(p)
 }
 
 // DecodePayload decodes a tagged CBOR item into the registered payload type

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"sync"
 	"testing"
 
 	"github.com/fxamacker/cbor/v2"
@@ -199,5 +200,34 @@ func TestRegisterPayloadTwicePanics(t *testing.T) {
 	mustPanic("not a struct", func() { mir.RegisterPayload(mir.TagBaseTest+97, 5) })
 	if _, ok := mir.RegisteredPayloads()[mir.TagBaseTest+98]; ok {
 		t.Error("failed registration left an entry")
+	}
+}
+
+// lateRegistered is registered by TestRegisterAfterUse, after the codec has
+// been used.
+type lateRegistered struct{ V string }
+
+// lateOnce keeps the registration to one per process (-count > 1).
+var lateOnce sync.Once
+
+// TestRegisterAfterUse: the codec's modes copy the registry; a registration
+// after they were built must still be seen by the next encode and decode.
+func TestRegisterAfterUse(t *testing.T) {
+	if _, err := mir.EncodePayload(Num{N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	lateOnce.Do(func() {
+		if _, err := mir.EncodePayload(lateRegistered{V: "x"}); err == nil {
+			t.Fatal("an unregistered payload encoded")
+		}
+		mir.RegisterPayload(mir.TagBaseTest+90, lateRegistered{})
+	})
+	data, err := mir.EncodePayload(lateRegistered{V: "x"})
+	if err != nil {
+		t.Fatalf("encode after registration: %v", err)
+	}
+	got, err := mir.DecodePayload(data)
+	if err != nil || !reflect.DeepEqual(got, lateRegistered{V: "x"}) {
+		t.Fatalf("decode after registration: %#v, %v", got, err)
 	}
 }
