@@ -127,7 +127,7 @@ func (s *Store) ApplyBatch(sn ordering.SeqNr, b ordering.Batch) (Result, error) 
 		acc.next++
 		s.nonces[tx.Sender] = acc
 		s.tree.set(uint64Leaf(acc.path, acc.next))
-		c, err := ParseTx(tx.Data)
+		c, err := parseTx(tx.Data) // c.Value points into tx.Data: copied below
 		if err != nil {
 			res.Invalid++
 			continue

@@ -53,6 +53,18 @@ var (
 
 // ParseTx decodes a transaction's Data into a command and validates it.
 func ParseTx(data []byte) (Command, error) {
+	c, err := parseTx(data)
+	if c.Op == OpSet {
+		c.Value = bytes.Clone(c.Value)
+		if c.Value == nil {
+			c.Value = []byte{}
+		}
+	}
+	return c, err
+}
+
+// parseTx is ParseTx with the value still pointing into data.
+func parseTx(data []byte) (Command, error) {
 	switch {
 	case bytes.HasPrefix(data, setPrefix):
 		rest := data[len(setPrefix):]
@@ -60,10 +72,7 @@ func ParseTx(data []byte) (Command, error) {
 		if i < 0 {
 			return Command{}, fmt.Errorf("%w: set without '='", ErrInvalidTx)
 		}
-		c := Command{Op: OpSet, Key: string(rest[:i]), Value: bytes.Clone(rest[i+1:])}
-		if c.Value == nil {
-			c.Value = []byte{}
-		}
+		c := Command{Op: OpSet, Key: string(rest[:i]), Value: rest[i+1:]}
 		return c, c.Check()
 	case bytes.HasPrefix(data, delPrefix):
 		c := Command{Op: OpDelete, Key: string(data[len(delPrefix):])}
@@ -126,6 +135,6 @@ func CheckTx(tx ordering.Tx) error {
 	if tx.Nonce == math.MaxUint64 {
 		return fmt.Errorf("%w: nonce %d is reserved", ErrInvalidTx, tx.Nonce)
 	}
-	_, err := ParseTx(tx.Data)
+	_, err := parseTx(tx.Data)
 	return err
 }
