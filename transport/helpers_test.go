@@ -60,11 +60,16 @@ const waitLong = 30 * time.Second
 type inbox struct {
 	mu  sync.Mutex
 	evs []mir.Event
+	at  []time.Time // when each event was collected (virtual time in a synctest bubble)
 }
 
 func (b *inbox) add(evs mir.EventList) {
+	now := time.Now()
 	b.mu.Lock()
 	b.evs = append(b.evs, evs...)
+	for range evs {
+		b.at = append(b.at, now)
+	}
 	b.mu.Unlock()
 }
 
@@ -76,8 +81,12 @@ func (b *inbox) events() []mir.Event {
 
 // received returns the MessageReceived events with a testMsg.
 func (b *inbox) received() []received {
+	b.mu.Lock()
+	evs := append([]mir.Event(nil), b.evs...)
+	at := append([]time.Time(nil), b.at...)
+	b.mu.Unlock()
 	var out []received
-	for _, e := range b.events() {
+	for i, e := range evs {
 		mr, ok := e.Payload.(events.MessageReceived)
 		if !ok {
 			continue
@@ -86,7 +95,7 @@ func (b *inbox) received() []received {
 		if !ok {
 			continue
 		}
-		out = append(out, received{Dest: e.Dest, From: mr.From, Seq: m.Seq, Len: len(m.Data)})
+		out = append(out, received{Dest: e.Dest, From: mr.From, Seq: m.Seq, Len: len(m.Data), At: at[i]})
 	}
 	return out
 }
@@ -98,6 +107,7 @@ type received struct {
 	From mir.NodeID
 	Seq  uint64
 	Len  int
+	At   time.Time // when the transport emitted it
 }
 
 // tnode is a running transport under test.
