@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 
@@ -47,31 +46,67 @@ func (e *Engine) handleClient(s network.Stream) {
 	}
 }
 
+// maxPendingReplies bounds the submits of one stream whose answers are not
+// yet written (the reader stops reading beyond it).
+const maxPendingReplies = 4096
+
+// serveSubmits answers a stream of pipelined submits, in order. Admission
+// runs as each request is read; an admitted transaction's answer waits
+// until it is journaled, without holding up the requests behind it (the
+// journal commits them together). Answers are flushed when no further
+// answer is ready, so pipelined submits share writes.
 func (e *Engine) serveSubmits(r *bufio.Reader, w *bufio.Writer, first client.Request) {
-	req := first
-	for {
-		if req.Submit == nil {
-			return // a stream carries one kind of request
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := e.Submit(ctx, *req.Submit)
-		cancel()
-		if err := client.WriteMsg(w, replyFor(err)); err != nil {
-			return
-		}
-		// Flush when no further request is already buffered, so pipelined
-		// submits share writes.
-		if r.Buffered() == 0 {
-			if err := w.Flush(); err != nil {
-				return
+	type answer struct {
+		ready chan struct{}
+		rep   client.SubmitReply
+	}
+	answers := make(chan *answer, maxPendingReplies)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		broken := false
+		for a := range answers {
+			if broken {
+				continue // the stream is gone; keep draining
+			}
+			select {
+			case <-a.ready:
+			default:
+				// Send what is ready before waiting for the journal.
+				if err := w.Flush(); err != nil {
+					broken = true
+					continue
+				}
+				<-a.ready
+			}
+			if err := client.WriteMsg(w, a.rep); err != nil {
+				broken = true
+				continue
+			}
+			if len(answers) == 0 {
+				broken = w.Flush() != nil
 			}
 		}
+		if !broken {
+			_ = w.Flush()
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for req := first; req.Submit != nil; {
+		a := &answer{ready: make(chan struct{})}
+		answers <- a
+		e.submitAsync(ctx, *req.Submit, func(err error) {
+			a.rep = replyFor(err)
+			close(a.ready)
+		})
 		req = client.Request{}
 		if err := client.ReadMsg(r, &req); err != nil {
-			_ = w.Flush()
-			return
+			break
 		}
 	}
+	close(answers)
+	<-written
 }
 
 // replyFor turns an admission result into a reply.

@@ -61,6 +61,12 @@ type Config struct {
 	TxValidator mempool.Validator
 	// NonceSource gives senders' next nonces from committed state.
 	NonceSource mempool.NonceSource
+	// DisableJournal turns off the mempool journal (DataDir/mempool). With
+	// it (the default whenever NonceSource is set; the journal needs it to
+	// tell which records are done), a locally submitted transaction is
+	// acknowledged only once it is durable, and a restarted node gives the
+	// ones not yet committed back to its pool.
+	DisableJournal bool
 	// RecordEvents records every dispatched event in DataDir/eventlog.
 	RecordEvents bool
 	// Metrics receives the transport's and the engine's metrics.
@@ -100,6 +106,14 @@ type Engine struct {
 	pool  *mempool.FIFO
 	elog  *eventlog.Writer
 	start sync.Once
+
+	// journal is nil when disabled. replay holds the transactions it
+	// recovered until the node has moved on to an epoch after the one it
+	// restarted in (see observer.Delivered); replayEpoch is that epoch once
+	// known. Both are used on the node's goroutine only.
+	journal     *mempool.Journal
+	replay      []ordering.Tx
+	replayEpoch *ordering.Epoch
 
 	mu     sync.Mutex
 	subs   map[int]*subscriber
@@ -229,6 +243,19 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.node = node
+	if cfg.NonceSource != nil && !cfg.DisableJournal {
+		j, txs, rep, err := mempool.OpenJournal(filepath.Join(cfg.DataDir, "mempool"), cfg.NonceSource, mempool.DefaultJournalOptions())
+		if err != nil {
+			_ = tr.Close()
+			_ = walMod.Close()
+			return nil, err
+		}
+		if rep.Records > 0 {
+			log.Infof("mempool journal: %d records, %d transactions to give back to the pool, %d undecodable records skipped; %s",
+				rep.Records, rep.Pending, rep.Undecodable, rep.WAL)
+		}
+		e.journal, e.replay = j, txs
+	}
 	return e, nil
 }
 
@@ -238,9 +265,17 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.start.Do(func() {
 		started = true
 		ctx, e.cancel = context.WithCancel(ctx)
+		if e.journal != nil {
+			go e.maintainJournal(ctx)
+		}
 		go func() {
 			defer close(e.done)
 			err := e.node.Run(ctx)
+			if e.journal != nil {
+				if cerr := e.journal.Close(); cerr != nil {
+					log.Errorf("closing the mempool journal: %v", cerr)
+				}
+			}
 			if e.elog != nil {
 				if cerr := e.elog.Close(); cerr != nil && !errors.Is(err, mir.ErrStopped) {
 					log.Errorf("closing the event log: %v", cerr)
@@ -289,14 +324,74 @@ func (e *Engine) Err() error {
 func (e *Engine) Transport() *transport.Transport { return e.tr }
 
 // Submit admits a transaction into the mempool; the error says why not
-// (a *mempool.Rejection for a refusal).
+// (a *mempool.Rejection for a refusal). With the journal, it returns once
+// the transaction is durable.
 func (e *Engine) Submit(ctx context.Context, tx ordering.Tx) error {
+	res := make(chan error, 1)
+	e.submitAsync(ctx, tx, func(err error) { res <- err })
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// submitAsync admits tx and calls done with the outcome: nil once the
+// transaction is admitted and (with the journal) durable. ctx bounds the
+// admission decision only. done may run on another goroutine and must not
+// block.
+func (e *Engine) submitAsync(ctx context.Context, tx ordering.Tx, done func(error)) {
 	select {
 	case <-e.done:
-		return ErrStopped
+		done(ErrStopped)
+		return
 	default:
 	}
-	return e.pool.Add(ctx, tx, mempool.OriginLocal)
+	if err := e.pool.Add(ctx, tx, mempool.OriginLocal); err != nil || e.journal == nil {
+		done(err)
+		return
+	}
+	e.journal.Record(tx, func(err error) {
+		if err != nil {
+			err = fmt.Errorf("engine: admitted but not journaled: %w", err)
+		}
+		done(err)
+	})
+}
+
+// maintainJournal drops the journal's committed records every second
+// until ctx ends.
+func (e *Engine) maintainJournal(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := e.journal.Maintain(); err != nil {
+			log.Errorf("mempool journal: %v", err)
+		}
+	}
+}
+
+// replayJournal gives the journal's recovered transactions back to the
+// pool (gossiping them again); the ones committed meanwhile are refused.
+func (e *Engine) replayJournal(txs []ordering.Tx) {
+	var admitted, refused int
+	for _, tx := range txs {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := e.pool.Add(ctx, tx, mempool.OriginLocal)
+		cancel()
+		if err == nil {
+			admitted++
+		} else {
+			refused++
+		}
+	}
+	log.Infof("mempool journal: %d transactions back in the pool, %d refused (committed or already there)", admitted, refused)
 }
 
 // Status returns the engine's progress.
@@ -548,6 +643,20 @@ type observer struct{ e *Engine }
 func (o observer) Delivered(del iss.Deliver) {
 	o.e.publish(Delivered{SeqNr: del.SeqNr, Epoch: del.Epoch, Txs: del.Proposal.Batch.Txs,
 		Aborted: del.Proposal.Aborted, At: time.Now()})
+	// The journal's transactions go back to the pool only once the node
+	// delivers an epoch after the one it restarted in: by then its pool
+	// knows what was committed up to that epoch (and its state what the
+	// epochs it skipped by state transfer used), so it cannot propose again
+	// a transaction it had already proposed before the crash.
+	if len(o.e.replay) > 0 {
+		switch {
+		case o.e.replayEpoch == nil:
+			ep := del.Epoch
+			o.e.replayEpoch = &ep
+		case del.Epoch > *o.e.replayEpoch:
+			o.e.startReplay()
+		}
+	}
 }
 
 func (o observer) Stable(cert checkpoint.Certificate) { o.e.publishCheckpoint(cert) }
@@ -555,4 +664,14 @@ func (o observer) Stable(cert checkpoint.Certificate) { o.e.publishCheckpoint(ce
 func (o observer) Restored(cert checkpoint.Certificate) {
 	o.e.height.Store(cert.Checkpoint.SeqNr)
 	o.e.publishCheckpoint(cert)
+	if len(o.e.replay) > 0 && o.e.replayEpoch != nil {
+		o.e.startReplay() // jumped ahead: a new epoch, as above
+	}
+}
+
+// startReplay hands the journal's transactions to replayJournal, once.
+func (e *Engine) startReplay() {
+	txs := e.replay
+	e.replay = nil
+	go e.replayJournal(txs)
 }

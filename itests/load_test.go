@@ -30,17 +30,16 @@ func makeTx(sender string, nonce uint64) txSpec {
 // transactions with consecutive nonces from 0, one every interval, at most
 // perSender of them, until stopped.
 //
-// Every transaction goes to two different validators (and to further ones
-// if one of them refuses it), and the loader moves on to the next nonce only
-// once two validators hold it (admitted, or already pending there) or it is
-// committed. The reason: a mempool is in memory only. A validator that
-// acknowledged a transaction and is then SIGKILLed before it gossiped or
-// proposed it loses it; a second copy in a surviving validator's mempool
-// still reaches the log. A second submission that finds the transaction
-// already there (duplicate, nonce taken: it arrived by gossip) is as good
-// as admitted. Holding back the next nonce until a transaction is placed
-// also keeps every sender's nonces free of gaps, which would otherwise stall
-// the sender behind a lost transaction.
+// Every transaction goes to one validator (rotating with the nonce; the
+// next ones in turn if it is refused or unreachable), and the loader moves
+// on to the next nonce once one validator acknowledged it (or holds it
+// already, or reports it committed). One copy is enough: a validator
+// acknowledges a transaction only once its mempool journal holds it, so a
+// validator SIGKILLed right after the acknowledgement, before it gossiped
+// or proposed the transaction, gives it back to its pool when it restarts.
+// Holding back the next nonce until a transaction is placed keeps every
+// sender's nonces free of gaps, which would otherwise stall the sender
+// behind a refused transaction.
 type loader struct {
 	c         *cluster
 	senders   int
@@ -54,8 +53,8 @@ type loader struct {
 	acked map[ordering.TxID]bool
 	// reasons counts refusals by reason (and "unreachable").
 	reasons map[string]int
-	// unplaced counts transactions abandoned at stop with fewer than two
-	// copies (their sender generates nothing after them).
+	// unplaced counts transactions abandoned at stop before a validator
+	// took them (their sender generates nothing after them).
 	unplaced int
 
 	stop chan struct{}
@@ -101,7 +100,7 @@ func (l *loader) runSender(ctx context.Context, s int) {
 		l.mu.Lock()
 		l.txs[tx.ID] = tx
 		l.mu.Unlock()
-		// Two different validators, rotating with the nonce.
+		// Validators in turn, starting from one rotating with the nonce.
 		first := (s + nonce) % n
 		order := []int{first}
 		for k := 1; k < n; k++ {
@@ -116,31 +115,21 @@ func (l *loader) runSender(ctx context.Context, s int) {
 	}
 }
 
-// place submits tx to validators in order until two hold it or it is
+// place submits tx to validators in order until one holds it or it is
 // committed, retrying refusals; false if stopped first.
 func (l *loader) place(ctx context.Context, tx txSpec, order []int) bool {
-	held := map[int]bool{}
 	for {
 		for _, i := range order {
-			if held[i] {
-				continue
-			}
 			res, reason := l.c.submit(ctx, i, tx)
 			l.mu.Lock()
 			switch res {
 			case resAdmitted:
 				l.acked[tx.ID] = true
-				held[i] = true
-			case resPending:
-				held[i] = true
-			case resCommitted:
-				l.mu.Unlock()
-				return true
 			case resRefused:
 				l.reasons[reason]++
 			}
 			l.mu.Unlock()
-			if len(held) >= 2 {
+			if res != resRefused {
 				return true
 			}
 		}

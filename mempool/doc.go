@@ -16,6 +16,10 @@
 //     contract (iss.RequestBatch, iss.CutBatch, iss.TxsDelivered,
 //     iss.ResetProposals, iss.SubmitTx) from any Pool, with its own clock for
 //     the batch timeout.
+//   - Journal (OpenJournal), a write-ahead log of locally admitted
+//     transactions: the engine acknowledges a submit once its record is
+//     durable, and a restarted node gives the pending ones back to its pool
+//     (docs/adr/0008-mempool-journal.md).
 //
 // Nothing admitted is dropped while the node runs: a transaction leaves the
 // pool only when it is committed, or when a committed transaction of the

@@ -487,19 +487,18 @@ func (p *FIFO) ResetProposals() {
 	}
 }
 
-// resyncNonces reconciles the pool with its NonceSource. An account that
-// waits for a nonce the NonceSource reports used (the node jumped ahead by
-// state transfer, so no Committed reported those nonces) is advanced, or
-// its transactions would never become selectable; retired entries the
-// NonceSource caught up with are dropped. The caller holds mu.
+// resyncNonces reconciles the pool with its NonceSource. An account whose
+// next nonce the NonceSource reports used (the node jumped ahead by state
+// transfer, or its pool was refilled from the journal before it caught up,
+// so no Committed reported those nonces) is advanced: its transactions with
+// used nonces are dropped, so that they are never proposed (and ordered)
+// again, and the ones waiting behind them become selectable. Retired
+// entries the NonceSource caught up with are dropped. The caller holds mu.
 func (p *FIFO) resyncNonces() {
 	if p.nonces == nil {
 		return
 	}
 	for name, a := range p.accounts {
-		if a.gapped() == 0 {
-			continue
-		}
 		if n := p.nonces.NextNonce(name); n > a.next {
 			p.advance(a, n-1, nil)
 		}

@@ -2,9 +2,9 @@ package mempool
 
 import (
 	"sync"
+	"testing"
 
 	"github.com/mirsubnet/mirsubnet/consensus/ordering"
-	"testing"
 )
 
 // lagSource is a NonceSource the test advances by hand, as the application
@@ -59,4 +59,21 @@ func TestNonceSourceAheadAfterStateTransfer(t *testing.T) {
 	src.set("a", 5)
 	p.ResetProposals()
 	expectSelect(t, p, []int{0}, 1, 10, 1<<20, "a/5", "a/6")
+}
+
+// TestUsedNoncesDroppedAtReset: transactions whose nonces the NonceSource
+// reports used, though no Committed named them (state transfer, or a pool
+// refilled from the journal by a restarted node), are dropped at the next
+// ResetProposals even when nothing waits behind them: proposing them again
+// would order the same transaction twice.
+func TestUsedNoncesDroppedAtReset(t *testing.T) {
+	src := &lagSource{next: map[string]uint64{}}
+	p := newPool(t, Params{NumBuckets: 1}, WithNonceSource(src))
+	add(t, p, mkTx("a", 0), mkTx("a", 1), mkTx("a", 2), mkTx("b", 0))
+	src.set("a", 2)
+	p.ResetProposals()
+	expectSelect(t, p, []int{0}, 1, 10, 1<<20, "a/2", "b/0")
+	if st := p.Stats(); st.Txs != 2 {
+		t.Fatalf("%d transactions pending, want 2", st.Txs)
+	}
 }
