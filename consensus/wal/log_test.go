@@ -580,3 +580,62 @@ func (l *Log) queued() int {
 	defer l.mu.Unlock()
 	return len(l.queue)
 }
+
+// TestSyncEvery: with SyncEvery, group commits are spaced at least that far
+// apart however fast appends arrive (so the number of fsyncs is bounded by
+// the elapsed time), and every append is still acknowledged.
+func TestSyncEvery(t *testing.T) {
+	var syncs []time.Time
+	var mu sync.Mutex
+	o := DefaultOptions()
+	o.SyncEvery = 20 * time.Millisecond
+	o.syncFile = func(f *os.File) error {
+		mu.Lock()
+		syncs = append(syncs, time.Now())
+		mu.Unlock()
+		return nil
+	}
+	l, _, _ := mustOpen(t, t.TempDir(), o)
+	defer mustClose(t, l)
+	mu.Lock()
+	syncs = nil // Open's own (segment creation)
+	mu.Unlock()
+	// Appenders that keep the log busy: each waits for its ack, then
+	// appends again.
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				if _, err := l.Append(testData(uint64(w*100+i)), 0); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	mu.Lock()
+	n := len(syncs)
+	for i := 1; i < n; i++ {
+		if gap := syncs[i].Sub(syncs[i-1]); gap < o.SyncEvery {
+			t.Errorf("commits %d and %d only %v apart", i-1, i, gap)
+		}
+	}
+	mu.Unlock()
+	if st := l.Stats(); st.Appends != 80 {
+		t.Fatalf("stats %+v, want 80 appends", st)
+	}
+	if max := int(elapsed/o.SyncEvery) + 1; n > max {
+		t.Fatalf("%d fsyncs in %v, at most %d expected", n, elapsed, max)
+	}
+	if n >= 80 {
+		t.Fatalf("%d fsyncs for 80 appends: nothing was grouped", n)
+	}
+	if bad := (Options{SegmentSize: 1 << 20, MaxRecordSize: 1 << 10, SyncEvery: -time.Millisecond}).validate(); bad == nil {
+		t.Fatal("a negative SyncEvery was accepted")
+	}
+}
