@@ -126,7 +126,20 @@ func refRoot(kv map[string]string, nonces map[string]uint64, next uint64) Hash {
 func storeRefRoot(s *Store) Hash {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return refRoot(s.kv, nextNonces(s.nonces), s.next)
+	return refRoot(values(s.kv), nextNonces(s.nonces), s.next)
+}
+
+// values returns each key's value; it panics if an entry's cached leaf
+// does not hold the key's path and value.
+func values(kv map[string]kvEntry) map[string]string {
+	m := make(map[string]string, len(kv))
+	for k, e := range kv {
+		if e.leaf != nil && (e.leaf.leaf.path != KeyPath(k) || e.leaf.leaf.valueHash != sha256.Sum256([]byte(e.value))) {
+			panic("kvstore: cached leaf of key " + k + " differs")
+		}
+		m[k] = e.value
+	}
+	return m
 }
 
 // nextNonces returns each sender's next nonce; it panics if an account's
@@ -134,7 +147,7 @@ func storeRefRoot(s *Store) Hash {
 func nextNonces(accs map[string]account) map[string]uint64 {
 	nonces := make(map[string]uint64, len(accs))
 	for snd, acc := range accs {
-		if acc.path != NoncePath(snd) {
+		if acc.path != NoncePath(snd) || (acc.leaf != nil && acc.leaf.leaf.path != acc.path) {
 			panic("kvstore: cached nonce path of " + snd + " differs")
 		}
 		nonces[snd] = acc.next

@@ -110,37 +110,60 @@ func newLeaf(path, valueHash *Hash) *node {
 }
 
 // tree is a compact sparse Merkle tree (see the package documentation).
-// Once rootHash has run no node is dirty, and readers may walk it
-// concurrently until the next set or remove.
+// A dirty node's ancestors are dirty, except above the leaves in touched,
+// whose paths rootHash marks first. Once rootHash has run no node is dirty,
+// and readers may walk the tree concurrently until the next change.
 type tree struct {
 	// root is the root node, nil for an empty tree.
 	root *node
+	// touched holds the leaves update changed since the last rootHash.
+	touched []*node
 }
 
 // set inserts the leaf l, or updates the value of the leaf at l.path in
-// place. The leaf's hash is computed by the next rootHash, once however
-// often the leaf changed before it.
-func (t *tree) set(l leaf) { t.root = set(t.root, 0, &l) }
+// place, and returns l's leaf node: it stays the node of l.path until the
+// path is removed, so later changes of its value can go through update.
+// The leaf's hash is computed by the next rootHash, once however often the
+// leaf changed before it.
+func (t *tree) set(l leaf) *node {
+	var ln *node
+	t.root = set(t.root, 0, &l, &ln)
+	return ln
+}
 
-func set(n *node, depth int, l *leaf) *node {
+func set(n *node, depth int, l *leaf, ln **node) *node {
 	if n == nil {
-		return newLeaf(&l.path, &l.valueHash)
+		*ln = newLeaf(&l.path, &l.valueHash)
+		return *ln
 	}
 	if n.leaf != nil {
 		if n.leaf.path == l.path {
 			n.leaf.valueHash = l.valueHash
 			n.dirty = true
+			*ln = n
 			return n
 		}
-		return split(n, newLeaf(&l.path, &l.valueHash), depth)
+		*ln = newLeaf(&l.path, &l.valueHash)
+		return split(n, *ln, depth)
 	}
 	n.dirty = true
 	if bit(&l.path, depth) == 0 {
-		n.left = set(n.left, depth+1, l)
+		n.left = set(n.left, depth+1, l, ln)
 	} else {
-		n.right = set(n.right, depth+1, l)
+		n.right = set(n.right, depth+1, l, ln)
 	}
 	return n
+}
+
+// update sets the value hash of ln, a leaf node set returned and that is
+// still in the tree, without walking down to it: rootHash marks its
+// ancestors, once however often the leaf changed.
+func (t *tree) update(ln *node, valueHash *Hash) {
+	ln.leaf.valueHash = *valueHash
+	if !ln.dirty {
+		ln.dirty = true
+		t.touched = append(t.touched, ln)
+	}
 }
 
 // split returns the subtree at depth holding two leaves with different
@@ -197,7 +220,25 @@ func remove(n *node, depth int, path *Hash) (*node, bool) {
 }
 
 // rootHash rehashes the dirty nodes and returns the root.
-func (t *tree) rootHash() Hash { return rehash(t.root, 0) }
+func (t *tree) rootHash() Hash {
+	for _, ln := range t.touched {
+		// Mark the inner nodes on the leaf's path. (A leaf removed since
+		// it was touched marks a path that exists no longer, or part of
+		// another: harmless, those nodes are only hashed again.)
+		path := &ln.leaf.path
+		for n, depth := t.root, 0; n != nil && n.leaf == nil; depth++ {
+			n.dirty = true
+			if bit(path, depth) == 0 {
+				n = n.left
+			} else {
+				n = n.right
+			}
+		}
+	}
+	clear(t.touched)
+	t.touched = t.touched[:0]
+	return rehash(t.root, 0)
+}
 
 func rehash(n *node, depth int) Hash {
 	if n == nil {

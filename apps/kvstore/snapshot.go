@@ -24,9 +24,9 @@ func (s *Store) Snapshot() (root []byte, data []byte, err error) {
 	defer s.mu.RUnlock()
 	keys := make([]string, 0, len(s.kv))
 	size := len(snapshotMagic) + 1 + 3*8
-	for k, v := range s.kv {
+	for k, e := range s.kv {
 		keys = append(keys, k)
-		size += 8 + len(k) + len(v)
+		size += 8 + len(k) + len(e.value)
 	}
 	senders := make([]string, 0, len(s.nonces))
 	for snd := range s.nonces {
@@ -41,7 +41,7 @@ func (s *Store) Snapshot() (root []byte, data []byte, err error) {
 	b = binary.BigEndian.AppendUint64(b, s.next)
 	b = binary.BigEndian.AppendUint64(b, uint64(len(keys)))
 	for _, k := range keys {
-		v := s.kv[k]
+		v := s.kv[k].value
 		b = binary.BigEndian.AppendUint32(b, uint32(len(k)))
 		b = append(b, k...)
 		b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
@@ -73,7 +73,7 @@ func (s *Store) Restore(data []byte) (root []byte, err error) {
 
 // state is a decoded snapshot with its tree built.
 type state struct {
-	kv     map[string]string
+	kv     map[string]kvEntry
 	nonces map[string]account
 	next   ordering.SeqNr
 	tree   tree
@@ -149,7 +149,7 @@ func decodeSnapshot(data []byte) (*state, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	st.kv = make(map[string]string, nk)
+	st.kv = make(map[string]kvEntry, nk)
 	leaves := make([]leaf, 0, nk+1)
 	prev := ""
 	for i := range nk {
@@ -165,7 +165,7 @@ func decodeSnapshot(data []byte) (*state, error) {
 			return nil, fmt.Errorf("%w: key %d not above the previous one", ErrBadSnapshot, i)
 		}
 		prev = k
-		st.kv[k] = v
+		st.kv[k] = kvEntry{value: v}
 		leaves = append(leaves, kvLeaf(k, []byte(v)))
 	}
 	prev = ""

@@ -44,7 +44,7 @@ type Store struct {
 	// mu guards every field below: Apply and Restore hold it for writing.
 	mu sync.RWMutex
 	// kv maps each key to its value; a key is in kv iff its leaf is in tree.
-	kv map[string]string
+	kv map[string]kvEntry
 	// nonces maps each sender to its next nonce; a sender is in nonces iff its
 	// next nonce is at least 1 iff its leaf is in tree.
 	nonces map[string]account
@@ -61,17 +61,26 @@ type Store struct {
 	stats Stats
 }
 
-// account is a sender's entry: its next nonce and the path of its nonce
-// leaf (kept so that Apply does not rehash the sender for every
-// transaction).
+// account is a sender's entry: its next nonce, the path of its nonce leaf
+// and, once Apply set it, the leaf's node (so that Apply neither hashes the
+// sender nor walks the tree again for each of its transactions; nil after a
+// Restore).
 type account struct {
 	next uint64
 	path Hash
+	leaf *node
+}
+
+// kvEntry is a key's entry: its value and, once Apply set it, its leaf's
+// node (nil after a Restore).
+type kvEntry struct {
+	value string
+	leaf  *node
 }
 
 // New returns an empty store that expects sequence number 0 next.
 func New() *Store {
-	s := &Store{kv: map[string]string{}, nonces: map[string]account{}}
+	s := &Store{kv: map[string]kvEntry{}, nonces: map[string]account{}}
 	s.tree.set(metaLeaf(0))
 	s.root = s.tree.rootHash()
 	return s
@@ -125,8 +134,13 @@ func (s *Store) ApplyBatch(sn ordering.SeqNr, b ordering.Batch) (Result, error) 
 			acc.path = NoncePath(tx.Sender)
 		}
 		acc.next++
+		l := uint64Leaf(acc.path, acc.next)
+		if acc.leaf != nil {
+			s.tree.update(acc.leaf, &l.valueHash)
+		} else {
+			acc.leaf = s.tree.set(l)
+		}
 		s.nonces[tx.Sender] = acc
-		s.tree.set(uint64Leaf(acc.path, acc.next))
 		c, err := parseTx(tx.Data) // c.Value points into tx.Data: copied below
 		if err != nil {
 			res.Invalid++
@@ -134,8 +148,14 @@ func (s *Store) ApplyBatch(sn ordering.SeqNr, b ordering.Batch) (Result, error) 
 		}
 		switch c.Op {
 		case OpSet:
-			s.kv[c.Key] = string(c.Value)
-			s.tree.set(kvLeaf(c.Key, c.Value))
+			e := s.kv[c.Key]
+			e.value = string(c.Value)
+			if vh := sha256.Sum256(c.Value); e.leaf != nil {
+				s.tree.update(e.leaf, &vh)
+			} else {
+				e.leaf = s.tree.set(leaf{path: KeyPath(c.Key), valueHash: vh})
+			}
+			s.kv[c.Key] = e
 		case OpDelete:
 			if _, ok := s.kv[c.Key]; ok {
 				delete(s.kv, c.Key)
@@ -184,12 +204,12 @@ func (s *Store) Root() []byte {
 // Get returns a key's value.
 func (s *Store) Get(key string) (value []byte, ok bool) {
 	s.mu.RLock()
-	v, ok := s.kv[key]
+	e, ok := s.kv[key]
 	s.mu.RUnlock()
 	if !ok {
 		return nil, false
 	}
-	return []byte(v), true
+	return []byte(e.value), true
 }
 
 // Len returns the number of keys.
@@ -229,8 +249,8 @@ func (s *Store) Prove(key string) (value []byte, ok bool, p Proof, root []byte) 
 	defer s.mu.RUnlock()
 	p, l := s.tree.prove(&path)
 	r := s.root
-	if v, found := s.kv[key]; found {
-		return []byte(v), true, p, r[:]
+	if e, found := s.kv[key]; found {
+		return []byte(e.value), true, p, r[:]
 	}
 	if l != nil {
 		p.OtherPath = append([]byte(nil), l.path[:]...)

@@ -183,21 +183,21 @@ func TestRootCommitsToEveryValue(t *testing.T) {
 			t.Fatal(err)
 		}
 		mutate(st)
-		r := refRoot(st.kv, nextNonces(st.nonces), st.next)
+		r := refRoot(values(st.kv), nextNonces(st.nonces), st.next)
 		if seen[string(r[:])] {
 			t.Errorf("%s: root did not change", what)
 		}
 		seen[string(r[:])] = true
 	}
 	st, _ := decodeSnapshot(base)
-	for k, v := range st.kv {
-		check("value of "+k, func(st *state) { st.kv[k] = v + "!" })
+	for k, e := range st.kv {
+		check("value of "+k, func(st *state) { st.kv[k] = kvEntry{value: e.value + "!"} })
 		check("delete "+k, func(st *state) { delete(st.kv, k) })
 	}
 	for snd, acc := range st.nonces {
 		check("nonce of "+snd, func(st *state) { st.nonces[snd] = account{next: acc.next + 1, path: acc.path} })
 	}
-	check("new key", func(st *state) { st.kv["fresh"] = "" })
+	check("new key", func(st *state) { st.kv["fresh"] = kvEntry{} })
 	check("sequence number", func(st *state) { st.next++ })
 	// And through Apply: one differing value in otherwise equal histories.
 	a, b := New(), New()
