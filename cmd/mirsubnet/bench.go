@@ -46,7 +46,8 @@ first commit notice (p50/p95/p99), validator CPU per committed transaction
 With --json the last line of output is one JSON object.`,
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "nodes", Value: 4, Usage: "validators to start (ignored with --targets)"},
-			&cli.StringFlag{Name: "dir", Usage: "directory for the nodes' homes (default: a new temporary directory)"},
+			&cli.StringFlag{Name: "dir", Usage: "directory for the nodes' homes, kept (default: a new temporary directory, removed at the end unless --keep)"},
+			&cli.BoolFlag{Name: "keep", Usage: "keep the temporary directory of the nodes' homes (logs, WAL) after the run"},
 			&cli.StringFlag{Name: "bin", Usage: "mirsubnet binary for the validators (default: this executable)"},
 			&cli.StringSliceFlag{Name: "targets", Usage: "client multiaddrs (/ip4/.../tcp/.../p2p/...) of running validators"},
 			&cli.IntSliceFlag{Name: "pids", Usage: "process IDs of the --targets validators (for CPU and memory figures)"},
@@ -70,7 +71,7 @@ With --json the last line of output is one JSON object.`,
 		},
 		Action: func(c *cli.Context) error {
 			cfg := benchConfig{
-				Nodes: c.Int("nodes"), Dir: c.String("dir"), Bin: c.String("bin"), Targets: c.StringSlice("targets"), PIDs: c.IntSlice("pids"),
+				Nodes: c.Int("nodes"), Dir: c.String("dir"), Keep: c.Bool("keep"), Bin: c.String("bin"), Targets: c.StringSlice("targets"), PIDs: c.IntSlice("pids"),
 				Clients: c.Int("clients"), Rate: c.Float64("rate"), Workers: c.Int("workers"), Conns: c.Int("conns"),
 				TxSize: c.Int("tx-size"), Duration: c.Duration("duration"), Warmup: c.Duration("warmup"), Every: c.Duration("every"),
 				Tune: func(nc *localnet.NodeConfig) {
@@ -120,6 +121,8 @@ With --json the last line of output is one JSON object.`,
 type benchConfig struct {
 	Nodes    int
 	Dir, Bin string
+	// Keep keeps the temporary homes directory (unused with Dir).
+	Keep     bool
 	Targets  []string
 	PIDs     []int
 	Clients  int
@@ -366,17 +369,30 @@ loop:
 // function that stops them, their client addresses and process IDs.
 func startBenchNodes(ctx context.Context, w io.Writer, cfg benchConfig) (func(), []string, []int, error) {
 	dir := cfg.Dir
+	removeDir := func() {}
 	if dir == "" {
 		d, err := os.MkdirTemp("", "mirsubnet-bench-")
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		dir = d
+		if cfg.Keep {
+			fmt.Fprintf(w, "bench: homes in %s (kept)\n", dir)
+		} else {
+			// A run writes hundreds of megabytes of WAL: a temporary
+			// directory goes with the run.
+			removeDir = func() {
+				if err := os.RemoveAll(dir); err != nil {
+					fmt.Fprintf(w, "bench: removing %s: %v\n", dir, err)
+				}
+			}
+		}
 	}
 	bin := cfg.Bin
 	if bin == "" {
 		b, err := os.Executable()
 		if err != nil {
+			removeDir()
 			return nil, nil, nil, err
 		}
 		bin = b
@@ -385,6 +401,7 @@ func startBenchNodes(ctx context.Context, w io.Writer, cfg benchConfig) (func(),
 	if cfg.DebugHTTP {
 		ports, err := localnet.FreePorts(cfg.Nodes)
 		if err != nil {
+			removeDir()
 			return nil, nil, nil, err
 		}
 		k := 0
@@ -399,6 +416,7 @@ func startBenchNodes(ctx context.Context, w io.Writer, cfg benchConfig) (func(),
 	}
 	nw, err := localnet.Generate(localnet.NetworkSpec{Dir: dir, Nodes: cfg.Nodes, Tune: tune})
 	if err != nil {
+		removeDir()
 		return nil, nil, nil, err
 	}
 	var procs []*localnet.Proc
@@ -406,6 +424,7 @@ func startBenchNodes(ctx context.Context, w io.Writer, cfg benchConfig) (func(),
 		for _, p := range procs {
 			_ = p.Stop(10 * time.Second)
 		}
+		removeDir()
 	}
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()

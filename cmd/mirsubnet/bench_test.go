@@ -11,7 +11,8 @@ import (
 )
 
 // TestBenchJSON runs a tiny bench against three validator processes and
-// checks that its last line is the JSON result with the documented fields.
+// checks that its last line is the JSON result with the documented fields
+// and that it cleans up after itself.
 func TestBenchJSON(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds mirsubnet and starts validator processes")
@@ -26,10 +27,17 @@ func TestBenchJSON(t *testing.T) {
 	if out, err := exec.Command(gobin, "build", "-o", bin, "github.com/mirsubnet/mirsubnet/cmd/mirsubnet").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	code, out, errOut := runCLI(t, "bench", "--bin", bin, "--dir", filepath.Join(t.TempDir(), "net"), "--nodes", "3",
+	// Without --dir the homes go to a temporary directory that the run
+	// removes.
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	code, out, errOut := runCLI(t, "bench", "--bin", bin, "--nodes", "3",
 		"--clients", "2", "--conns", "1", "--tx-size", "32", "--duration", "1500ms", "--warmup", "500ms", "--every", "0", "--json")
 	if code != 0 {
 		t.Fatalf("bench exited %d:\n%s%s", code, out, errOut)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "mirsubnet-bench-*")); len(left) != 0 {
+		t.Errorf("the run left its temporary homes behind: %v", left)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	var res map[string]any
