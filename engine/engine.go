@@ -265,12 +265,19 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.start.Do(func() {
 		started = true
 		ctx, e.cancel = context.WithCancel(ctx)
+		maintained := make(chan struct{})
 		if e.journal != nil {
-			go e.maintainJournal(ctx)
+			go func() {
+				defer close(maintained)
+				e.maintainJournal(ctx)
+			}()
+		} else {
+			close(maintained)
 		}
 		go func() {
 			defer close(e.done)
 			err := e.node.Run(ctx)
+			<-maintained // ctx is done: no Maintain after Close
 			if e.journal != nil {
 				if cerr := e.journal.Close(); cerr != nil {
 					log.Errorf("closing the mempool journal: %v", cerr)

@@ -188,17 +188,28 @@ func (j *Journal) Record(tx ordering.Tx, done func(error)) {
 
 // Maintain drops the records whose nonce is used, copies the oldest pending
 // records forward once they are CompactAfter records old, and truncates the
-// log below the oldest record still needed. Call it periodically; it costs
-// one NonceSource lookup per live record.
+// log below the oldest record still needed. Call it periodically, from one
+// goroutine at a time; it costs one NonceSource lookup per live record,
+// made without holding up Record.
 func (j *Journal) Maintain() error {
 	j.mu.Lock()
+	n := len(j.live)
+	check := slices.Clone(j.live)
+	j.mu.Unlock()
+	done := make([]bool, n)
+	for i, e := range check {
+		done[i] = !j.pending(e.tx)
+	}
+	j.mu.Lock()
+	// Only Maintain removes records, so the first n are still check; the
+	// ones recorded meanwhile follow them.
 	live := j.live[:0]
-	for _, e := range j.live {
-		if j.pending(e.tx) {
-			live = append(live, e)
-		} else {
+	for i, e := range j.live {
+		if i < n && done[i] {
 			j.stats.Done++
+			continue
 		}
+		live = append(live, e)
 	}
 	clear(j.live[len(live):])
 	j.live = live
@@ -238,12 +249,12 @@ func (j *Journal) Maintain() error {
 	j.mu.Unlock()
 	// The copies are appended (and durable) before the truncation that
 	// drops their originals: the writer runs requests in order.
-	n := len(copies)
+	waits := len(copies)
 	if truncate {
-		n++
+		waits++
 	}
 	var errs []error
-	for range n {
+	for range waits {
 		if err := <-results; err != nil {
 			errs = append(errs, err)
 		}

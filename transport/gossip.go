@@ -59,6 +59,10 @@ func (t *Transport) startGossip(onTx func(Tx)) (*gossip, error) {
 	// IHAVE/IWANT gossip at each heartbeat.
 	gp := pubsub.DefaultGossipSubParams()
 	gp.D, gp.Dlo, gp.Dhi, gp.Dout, gp.Dscore = 0, 0, 0, 0, 0
+	// Messages are kept for IWANT answers for 3 heartbeats (not 5) and
+	// announced for 2: at full load the cache of recent messages is the
+	// largest gossip buffer (tens of megabytes per second of history).
+	gp.HistoryLength, gp.HistoryGossip = 3, 2
 	ps, err := pubsub.NewGossipSub(t.ctx, t.host,
 		pubsub.WithGossipSubParams(gp),
 		pubsub.WithMessageIdFn(txID),
