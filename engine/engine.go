@@ -108,12 +108,12 @@ type Engine struct {
 	start sync.Once
 
 	// journal is nil when disabled. replay holds the transactions it
-	// recovered until the node has moved on to an epoch after the one it
-	// restarted in (see observer.Delivered); replayEpoch is that epoch once
-	// known. Both are used on the node's goroutine only.
+	// recovered until the node delivers a batch of an epoch after
+	// replayAfter, the last epoch it voted in before it stopped, if any (see
+	// observer.Delivered). Both are used on the node's goroutine only.
 	journal     *mempool.Journal
 	replay      []ordering.Tx
-	replayEpoch *ordering.Epoch
+	replayAfter *ordering.Epoch
 
 	mu     sync.Mutex
 	subs   map[int]*subscriber
@@ -255,6 +255,9 @@ func New(cfg Config) (*Engine, error) {
 				rep.Records, rep.Pending, rep.Undecodable, rep.WAL)
 		}
 		e.journal, e.replay = j, txs
+		if ep, ok := iss.LastVotedEpoch(walMod.Recovered(w.Self)); ok {
+			e.replayAfter = &ep
+		}
 	}
 	return e, nil
 }
@@ -650,20 +653,7 @@ type observer struct{ e *Engine }
 func (o observer) Delivered(del iss.Deliver) {
 	o.e.publish(Delivered{SeqNr: del.SeqNr, Epoch: del.Epoch, Txs: del.Proposal.Batch.Txs,
 		Aborted: del.Proposal.Aborted, At: time.Now()})
-	// The journal's transactions go back to the pool only once the node
-	// delivers an epoch after the one it restarted in: by then its pool
-	// knows what was committed up to that epoch (and its state what the
-	// epochs it skipped by state transfer used), so it cannot propose again
-	// a transaction it had already proposed before the crash.
-	if len(o.e.replay) > 0 {
-		switch {
-		case o.e.replayEpoch == nil:
-			ep := del.Epoch
-			o.e.replayEpoch = &ep
-		case del.Epoch > *o.e.replayEpoch:
-			o.e.startReplay()
-		}
-	}
+	o.e.maybeReplay(del.Epoch)
 }
 
 func (o observer) Stable(cert checkpoint.Certificate) { o.e.publishCheckpoint(cert) }
@@ -671,13 +661,22 @@ func (o observer) Stable(cert checkpoint.Certificate) { o.e.publishCheckpoint(ce
 func (o observer) Restored(cert checkpoint.Certificate) {
 	o.e.height.Store(cert.Checkpoint.SeqNr)
 	o.e.publishCheckpoint(cert)
-	if len(o.e.replay) > 0 && o.e.replayEpoch != nil {
-		o.e.startReplay() // jumped ahead: a new epoch, as above
-	}
+	o.e.maybeReplay(cert.Checkpoint.Epoch) // the node continues at that epoch
 }
 
-// startReplay hands the journal's transactions to replayJournal, once.
-func (e *Engine) startReplay() {
+// maybeReplay hands the journal's transactions to replayJournal, once,
+// when the node works in epoch: only once it is past the last epoch it
+// voted in before it stopped. In that epoch its own segment may hold
+// proposals it made before the crash and has not delivered yet; with the
+// journal's transactions back in its pool it could propose one of them
+// again, and order it twice. In any later epoch the pool has learnt, at the
+// epoch's start, what every earlier batch committed (or, after state
+// transfer, what nonces the state has used), and the only leader that may
+// propose a transaction in an epoch is the one of its bucket.
+func (e *Engine) maybeReplay(epoch ordering.Epoch) {
+	if len(e.replay) == 0 || (e.replayAfter != nil && epoch <= *e.replayAfter) {
+		return
+	}
 	txs := e.replay
 	e.replay = nil
 	go e.replayJournal(txs)

@@ -75,7 +75,10 @@ type Params struct {
 	WriteTimeout time.Duration
 	// MaxTxSize is the largest transaction accepted over gossip.
 	MaxTxSize int
-	// TxQueue is the capacity, in messages, of the gossip subscription.
+	// TxQueue is the capacity, in messages, of the gossip subscription: a
+	// message that finds it full is dropped (it stays in its origin's
+	// pool). A message is a batch of up to 256 transactions, so this bounds
+	// the memory gossip can take when the pool falls behind.
 	TxQueue int
 }
 
@@ -90,7 +93,7 @@ func DefaultParams() Params {
 		DialTimeout:    10 * time.Second,
 		WriteTimeout:   20 * time.Second,
 		MaxTxSize:      1 << 20,
-		TxQueue:        1024,
+		TxQueue:        128,
 	}
 }
 

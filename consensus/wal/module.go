@@ -43,6 +43,9 @@ type Module struct {
 	log *Log
 	// report is what opening log found; it does not change.
 	report RecoveryReport
+	// recovered are the WALRecovered events, one per owner; they do not
+	// change.
+	recovered mir.EventList
 	// owners is the set of modules entries may belong to; it does not change.
 	owners map[mir.ModuleID]bool
 	// out is the unbuffered channel Run emits on.
@@ -100,9 +103,21 @@ func NewModule(dir string, params Params, owners []mir.ModuleID) (*Module, error
 		byOwner[owner] = append(byOwner[owner], events.WALEntry{RetentionIndex: r.RetentionIndex, Entry: entry})
 	}
 	for _, o := range owners {
-		m.pending = append(m.pending, mir.NewEvent(o, events.WALRecovered{Entries: byOwner[o]}))
+		m.recovered = append(m.recovered, mir.NewEvent(o, events.WALRecovered{Entries: byOwner[o]}))
 	}
+	m.pending = append(m.pending, m.recovered...)
 	return m, nil
+}
+
+// Recovered returns the entries recovered for owner (those its
+// WALRecovered carries), for the module's assembler to inspect.
+func (m *Module) Recovered(owner mir.ModuleID) []events.WALEntry {
+	for _, ev := range m.recovered {
+		if ev.Dest == owner {
+			return ev.Payload.(events.WALRecovered).Entries
+		}
+	}
+	return nil
 }
 
 // RecoveryReport returns what opening the Log found and repaired.

@@ -183,6 +183,12 @@ func TestModuleOrderAndRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The assembler can look at what each owner will get.
+	for _, o := range owners {
+		if got := m.Recovered(o); !reflect.DeepEqual(got, want[o]) {
+			t.Fatalf("Recovered(%s) = %v, want %v", o, got, want[o])
+		}
+	}
 	stop = runModule(t, m)
 	assertRecovered(t, recvEvents(t, m, 3), want, owners)
 	if err := stop(); err != nil {
