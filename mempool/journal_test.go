@@ -11,24 +11,23 @@ import (
 	"github.com/mirsubnet/mirsubnet/consensus/wal"
 )
 
-// usedNonces is a NonceSource tests update: each sender's next nonce.
-type usedNonces struct {
-	mu   sync.Mutex
-	next map[string]uint64
-}
+func newUsedNonces() *lagSource { return &lagSource{next: map[string]uint64{}} }
 
-func newUsedNonces() *usedNonces { return &usedNonces{next: map[string]uint64{}} }
-
-func (u *usedNonces) NextNonce(s string) uint64 {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.next[s]
-}
-
-func (u *usedNonces) set(s string, n uint64) {
-	u.mu.Lock()
-	u.next[s] = n
-	u.mu.Unlock()
+// commitRounds records rounds×per transactions of sender "s", a round at a
+// time; after each round their nonces are used and Maintain runs.
+func commitRounds(t *testing.T, j *Journal, nonces *lagSource, rounds, per int) {
+	t.Helper()
+	for round := range rounds {
+		var txs []ordering.Tx
+		for i := range per {
+			txs = append(txs, mkTx("s", uint64(round*per+i)))
+		}
+		record(t, j, txs...)
+		nonces.set("s", uint64((round+1)*per))
+		if err := j.Maintain(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func openJournal(t *testing.T, dir string, nonces NonceSource, opts JournalOptions) (*Journal, []ordering.Tx, JournalReport) {
@@ -122,17 +121,7 @@ func TestJournalMaintainTruncates(t *testing.T) {
 	nonces := newUsedNonces()
 	opts := JournalOptions{CompactAfter: 1 << 20, SegmentSize: 4 << 10}
 	j, _, _ := openJournal(t, dir, nonces, opts)
-	for round := range 20 {
-		var txs []ordering.Tx
-		for i := range 50 {
-			txs = append(txs, mkTx("s", uint64(round*50+i)))
-		}
-		record(t, j, txs...)
-		nonces.set("s", uint64(round*50+50))
-		if err := j.Maintain(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	commitRounds(t, j, nonces, 20, 50)
 	st := j.Stats()
 	if st.Live != 0 || st.Done != 1000 || st.Recorded != 1000 {
 		t.Fatalf("stats %+v", st)
@@ -162,17 +151,7 @@ func TestJournalCompaction(t *testing.T) {
 	j, _, _ := openJournal(t, dir, nonces, opts)
 	stuck := mkTx("stuck", 7) // nonces 0..6 never arrive
 	record(t, j, stuck)
-	for round := range 20 {
-		var txs []ordering.Tx
-		for i := range 50 {
-			txs = append(txs, mkTx("s", uint64(round*50+i)))
-		}
-		record(t, j, txs...)
-		nonces.set("s", uint64(round*50+50))
-		if err := j.Maintain(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	commitRounds(t, j, nonces, 20, 50)
 	st := j.Stats()
 	if st.Live != 1 || st.Compacted == 0 {
 		t.Fatalf("stats %+v, want the stuck transaction live and copied forward", st)
