@@ -209,4 +209,11 @@ func checkOutcome(t *testing.T, ctx context.Context, c *cluster, f *follower, l 
 		t.Fatalf("validators do not converge: %v", err)
 	}
 	t.Logf("converged: %s", last)
+	// Ordered is not enough: every ordered transaction was applied. A
+	// transaction ordered ahead of a nonce it follows (its predecessor's
+	// batch aborted, its own committed) is skipped by the application, and
+	// so is every later one of its sender.
+	if st := f.replayStats(); st.BadNonce != 0 || st.Invalid != 0 {
+		t.Fatalf("the replayed log skipped transactions: %+v", st)
+	}
 }

@@ -290,6 +290,13 @@ func (f *follower) rootAt(h ordering.SeqNr, lookup func(ordering.TxID) (txSpec, 
 	return f.roots[h], true, nil
 }
 
+// replayStats returns what replaying the log into a fresh store did.
+func (f *follower) replayStats() kvstore.Stats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.replay.Stats()
+}
+
 // around describes where the neighbouring nonces of tx's sender were
 // delivered (failure diagnostics).
 func (f *follower) around(tx txSpec, lookup func(ordering.TxID) (txSpec, bool)) string {

@@ -67,6 +67,8 @@ type FIFO struct {
 	seq uint64
 	// bytes is the total size of byID's transactions.
 	bytes int
+	// nLocal counts byID's transactions admitted with OriginLocal.
+	nLocal int
 	// gapped is the sum of gapped() over accounts.
 	gapped int
 	// nProposed is the sum of cursor-next over accounts.
@@ -80,6 +82,8 @@ type entry struct {
 	tx   ordering.Tx
 	id   ordering.TxID
 	size int
+	// local marks a transaction this node's clients submitted.
+	local bool
 	// seq is the arrival number (unique, increasing in admission order).
 	seq uint64
 }
@@ -103,6 +107,9 @@ type account struct {
 	key uint64
 	// heapIdx is the index in buckets[bucket], or -1 if not there.
 	heapIdx int
+	// inBatch is set while the Select call that handed out the account's
+	// first in-flight transactions runs (it may hand out more).
+	inBatch bool
 }
 
 // gapped returns the number of the account's transactions beyond its run.
@@ -172,7 +179,7 @@ func (p *FIFO) Add(ctx context.Context, tx ordering.Tx, origin Origin) error {
 		next = max(p.nonces.NextNonce(tx.Sender), floor)
 	}
 	p.mu.Lock()
-	rej := p.check(tx, id, size, next)
+	rej := p.check(tx, id, size, next, origin)
 	p.mu.Unlock()
 	if rej != nil {
 		return p.reject(rej)
@@ -188,11 +195,11 @@ func (p *FIFO) Add(ctx context.Context, tx ordering.Tx, origin Origin) error {
 	}
 
 	p.mu.Lock()
-	if rej := p.check(tx, id, size, next); rej != nil {
+	if rej := p.check(tx, id, size, next, origin); rej != nil {
 		p.mu.Unlock()
 		return p.reject(rej)
 	}
-	e := p.insert(tx, id, size, next)
+	e := p.insert(tx, id, size, next, origin)
 	if origin == OriginLocal && p.gossiper != nil {
 		if len(p.local) >= 2*len(p.byID)+1024 {
 			p.pruneLocal()
@@ -230,7 +237,7 @@ func (p *FIFO) reject(r *Rejection) error {
 
 // check decides whether tx may be admitted. next is the sender's next nonce
 // if the pool does not track the sender. The caller holds mu.
-func (p *FIFO) check(tx ordering.Tx, id ordering.TxID, size int, next uint64) *Rejection {
+func (p *FIFO) check(tx ordering.Tx, id ordering.TxID, size int, next uint64, origin Origin) *Rejection {
 	if _, dup := p.byID[id]; dup {
 		return &Rejection{Reason: ReasonDuplicate, TxID: id, Detail: "already pending"}
 	}
@@ -259,6 +266,8 @@ func (p *FIFO) check(tx ordering.Tx, id ordering.TxID, size int, next uint64) *R
 	switch {
 	case len(p.byID) >= p.p.MaxTxs:
 		return &Rejection{Reason: ReasonFull, TxID: id, Detail: fmt.Sprintf("%d pending transactions (limit)", len(p.byID))}
+	case origin == OriginLocal && p.nLocal >= p.p.MaxLocalTxs:
+		return &Rejection{Reason: ReasonFull, TxID: id, Detail: fmt.Sprintf("%d pending transactions submitted here (limit)", p.nLocal)}
 	case p.bytes+size > p.p.MaxBytes:
 		return &Rejection{Reason: ReasonFull, TxID: id, Detail: fmt.Sprintf("%d pending bytes, limit %d", p.bytes, p.p.MaxBytes)}
 	case tx.Nonce > runEnd && p.gapped >= p.p.MaxGapped:
@@ -268,7 +277,7 @@ func (p *FIFO) check(tx ordering.Tx, id ordering.TxID, size int, next uint64) *R
 }
 
 // insert admits a transaction that passed check. The caller holds mu.
-func (p *FIFO) insert(tx ordering.Tx, id ordering.TxID, size int, next uint64) *entry {
+func (p *FIFO) insert(tx ordering.Tx, id ordering.TxID, size int, next uint64, origin Origin) *entry {
 	a := p.accounts[tx.Sender]
 	if a == nil {
 		if p.committedNext != nil {
@@ -279,7 +288,10 @@ func (p *FIFO) insert(tx ordering.Tx, id ordering.TxID, size int, next uint64) *
 		p.accounts[tx.Sender] = a
 	}
 	p.seq++
-	e := &entry{tx: tx, id: id, size: size, seq: p.seq}
+	e := &entry{tx: tx, id: id, size: size, seq: p.seq, local: origin == OriginLocal}
+	if e.local {
+		p.nLocal++
+	}
 	before := a.gapped()
 	a.txs[tx.Nonce] = e
 	p.byID[id] = e
@@ -299,7 +311,13 @@ func (p *FIFO) insert(tx ordering.Tx, id ordering.TxID, size int, next uint64) *
 // heap after its cursor or run changed. The caller holds mu.
 func (p *FIFO) fix(a *account) {
 	h := &p.buckets[a.bucket]
-	if a.cursor < a.runEnd {
+	// An account with transactions in flight (handed out, not committed)
+	// hands out no more until they are committed or reset: were their slot
+	// aborted while a later slot with its next nonces commits, those would
+	// be ordered ahead of the nonces they follow, and the application would
+	// skip them all. Within one Select call (one batch) it may hand out a
+	// whole run.
+	if a.cursor < a.runEnd && (a.cursor == a.next || a.inBatch) {
 		a.key = a.txs[a.cursor].seq
 		if a.heapIdx < 0 {
 			h.push(a)
@@ -336,6 +354,13 @@ func (p *FIFO) Select(buckets []int, numBuckets, maxTxs, maxBytes int) ([]orderi
 	}
 	m.init()
 	var txs []ordering.Tx
+	var batch []*account // accounts with inBatch set by this call
+	defer func() {
+		for _, a := range batch {
+			a.inBatch = false
+			p.fix(a)
+		}
+	}()
 	bytes := 0
 	for len(m.bs) > 0 {
 		if len(txs) >= maxTxs {
@@ -354,6 +379,8 @@ func (p *FIFO) Select(buckets []int, numBuckets, maxTxs, maxBytes int) ([]orderi
 		bytes += e.size
 		if a.cursor == a.next {
 			p.proposed[a] = struct{}{}
+			a.inBatch = true
+			batch = append(batch, a)
 		}
 		a.cursor++
 		p.nProposed++
@@ -411,6 +438,9 @@ func (p *FIFO) advance(a *account, upto uint64, committed *ordering.Tx) {
 		delete(a.txs, nonce)
 		delete(p.byID, e.id)
 		p.bytes -= e.size
+		if e.local {
+			p.nLocal--
+		}
 		// Same sender and nonce: the same transaction iff the same data (and
 		// so the same ID, without hashing it again).
 		if nonce == upto && committed != nil && bytes.Equal(e.tx.Data, committed.Data) {
@@ -532,7 +562,7 @@ func (p *FIFO) Stats() Stats {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st.Txs, st.Bytes, st.Senders = len(p.byID), p.bytes, len(p.accounts)
+	st.Txs, st.Bytes, st.Senders, st.Local = len(p.byID), p.bytes, len(p.accounts), p.nLocal
 	st.Gapped, st.Proposed = p.gapped, p.nProposed
 	st.Admitted, st.Committed, st.Superseded = p.admitted, p.committed, p.superseded
 	return st

@@ -29,7 +29,24 @@ func TestNonceGapBlocksThenReleasesInOrder(t *testing.T) {
 	if st := p.Stats(); st.Gapped != 0 {
 		t.Fatalf("gapped %d after filling the gap", st.Gapped)
 	}
+	// a/0 is in flight: were its batch aborted while a later one with a/1
+	// committed, a/1 would be ordered before a/0. a/1.. wait for its commit.
+	expectSelect(t, p, []int{0}, 1, 10, big)
+	p.Committed([]ordering.Tx{mkTx("a", 0)})
 	expectSelect(t, p, []int{0}, 1, 10, big, "a/1", "a/2", "a/3")
+}
+
+// TestInFlightSenderWaitsForReset: a sender whose batch was aborted (no
+// commit) gets nothing proposed until ResetProposals offers the aborted
+// transactions again, in nonce order; other senders are not held up.
+func TestInFlightSenderWaitsForReset(t *testing.T) {
+	p := newPool(t, Params{NumBuckets: 1})
+	add(t, p, mkTx("a", 0), mkTx("a", 1))
+	expectSelect(t, p, []int{0}, 1, 1, big, "a/0") // a batch of one
+	add(t, p, mkTx("b", 0), mkTx("a", 2))
+	expectSelect(t, p, []int{0}, 1, 10, big, "b/0")
+	p.ResetProposals() // both slots were aborted: everything is offered again
+	expectSelect(t, p, []int{0}, 1, 10, big, "a/0", "a/1", "b/0", "a/2")
 }
 
 func TestFirstComeAcrossSenders(t *testing.T) {

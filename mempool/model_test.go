@@ -30,9 +30,10 @@ type model struct {
 }
 
 type mtx struct {
-	tx  ordering.Tx
-	id  ordering.TxID
-	seq uint64
+	tx    ordering.Tx
+	id    ordering.TxID
+	seq   uint64
+	local bool
 }
 
 func newModel(p Params) *model {
@@ -44,6 +45,17 @@ func modelValidator(tx ordering.Tx) error {
 		return errBadSig
 	}
 	return nil
+}
+
+func (m *model) local() (n int) {
+	for _, txs := range m.pending {
+		for _, t := range txs {
+			if t.local {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func (m *model) count() (n, size, gapped int) {
@@ -66,7 +78,7 @@ func (m *model) count() (n, size, gapped int) {
 	return
 }
 
-func (m *model) add(tx ordering.Tx) Reason {
+func (m *model) add(tx ordering.Tx, origin Origin) Reason {
 	if len(tx.Sender) == 0 || len(tx.Sender) > ordering.MaxSenderLen {
 		return ReasonInvalid
 	}
@@ -106,7 +118,8 @@ func (m *model) add(tx ordering.Tx) Reason {
 		}
 		run++
 	}
-	if n >= m.p.MaxTxs || size+tx.Size() > m.p.MaxBytes || (tx.Nonce > run && gapped >= m.p.MaxGapped) {
+	if n >= m.p.MaxTxs || size+tx.Size() > m.p.MaxBytes || (tx.Nonce > run && gapped >= m.p.MaxGapped) ||
+		(origin == OriginLocal && m.local() >= m.p.MaxLocalTxs) {
 		return ReasonFull
 	}
 	if modelValidator(tx) != nil {
@@ -118,7 +131,7 @@ func (m *model) add(tx ordering.Tx) Reason {
 	}
 	m.seq++
 	m.admitted++
-	mine[tx.Nonce] = mtx{tx: tx, id: id, seq: m.seq}
+	mine[tx.Nonce] = mtx{tx: tx, id: id, seq: m.seq, local: origin == OriginLocal}
 	return 0
 }
 
@@ -132,6 +145,10 @@ func (m *model) selectTxs(buckets []int, nb, maxTxs, maxBytes int) ([]ordering.T
 	}
 	var out []ordering.Tx
 	size := 0
+	// A sender with transactions handed out earlier and not committed gets
+	// none now (they might be aborted while later ones commit), unless this
+	// call handed them out.
+	inCall := map[string]bool{}
 	for {
 		var best *mtx
 		for s, txs := range m.pending {
@@ -145,7 +162,7 @@ func (m *model) selectTxs(buckets []int, nb, maxTxs, maxBytes int) ([]ordering.T
 					break
 				}
 				if !m.proposed[t.id] {
-					if best == nil || t.seq < best.seq {
+					if (n == m.next[s] || inCall[s]) && (best == nil || t.seq < best.seq) {
 						best = &t
 					}
 					break
@@ -162,6 +179,7 @@ func (m *model) selectTxs(buckets []int, nb, maxTxs, maxBytes int) ([]ordering.T
 		out = append(out, best.tx)
 		size += best.tx.Size()
 		m.proposed[best.id] = true
+		inCall[best.tx.Sender] = true
 	}
 }
 
@@ -192,7 +210,7 @@ func (m *model) commit(txs []ordering.Tx) {
 
 func (m *model) stats() Stats {
 	n, size, gapped := m.count()
-	return Stats{Txs: n, Bytes: size, Senders: len(m.pending), Gapped: gapped, Proposed: len(m.proposed),
+	return Stats{Txs: n, Bytes: size, Senders: len(m.pending), Local: m.local(), Gapped: gapped, Proposed: len(m.proposed),
 		Admitted: m.admitted, Committed: m.committed, Superseded: m.superseded}
 }
 
@@ -221,7 +239,7 @@ func TestPoolMatchesModel(t *testing.T) {
 
 func runModel(seed uint64, steps int) string {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	params := Params{MaxTxs: 20, MaxBytes: 500, MaxPerSender: 6, MaxGapped: 5, MaxNonceGap: 4, MaxTxSize: 45, NumBuckets: 3}
+	params := Params{MaxTxs: 20, MaxLocalTxs: 14, MaxBytes: 500, MaxPerSender: 6, MaxGapped: 5, MaxNonceGap: 4, MaxTxSize: 45, NumBuckets: 3}
 	p, err := New(params, WithValidator(modelValidator))
 	if err != nil {
 		return err.Error()
@@ -250,8 +268,12 @@ func runModel(seed uint64, steps int) string {
 				tx = ordering.Tx{Sender: s, Nonce: nonce, Data: data}
 			}
 			history = append(history, tx)
-			want := m.add(tx)
-			err := p.Add(context.Background(), tx, OriginLocal)
+			origin := OriginLocal
+			if rng.IntN(3) == 0 {
+				origin = OriginGossip
+			}
+			want := m.add(tx, origin)
+			err := p.Add(context.Background(), tx, origin)
 			got, _ := ReasonOf(err)
 			if err != nil && got == 0 {
 				return fmt.Sprintf("step %d: Add: unexpected error %v", step, err)

@@ -110,8 +110,8 @@ func TestModuleAnswersAtOnceWhenFillable(t *testing.T) {
 	add(t, h.pool, mkTx("a", 0), mkTx("a", 1), mkTx("b", 0))
 	h.apply(requestEv(1, 2, big))
 	h.batch(1, "a/0", "a/1")
-	// Full by bytes: b/0 fits, a/2 would not.
-	add(t, h.pool, mkTx("a", 2))
+	// Full by bytes: b/0 fits, c/0 would not.
+	add(t, h.pool, mkTx("c", 0))
 	h.apply(requestEv(2, 10, mkTx("b", 0).Size()+1))
 	h.batch(2, "b/0")
 	if st := h.mod.Stats(); st.AnsweredFull != 2 || st.Parked != 0 || h.clock.Pending() != 0 {

@@ -14,6 +14,15 @@ var ErrBadParams = errors.New("mempool: bad parameters")
 type Params struct {
 	// MaxTxs bounds the number of pending transactions.
 	MaxTxs int
+	// MaxLocalTxs bounds the pending transactions this node's clients
+	// submitted (OriginLocal); the rest of MaxTxs is room for the ones
+	// other nodes gossip. Under overload every node refuses its clients at
+	// this bound, so the backlog of distinct transactions (and with it the
+	// commit latency) stays near MaxLocalTxs per node, and every pool keeps
+	// room for the gossiped copies that a bucket's leader needs to propose
+	// them. It must not exceed MaxTxs; zero means MaxTxs (no separate
+	// bound).
+	MaxLocalTxs int
 	// MaxBytes bounds the total size of pending transactions.
 	MaxBytes int
 	// MaxPerSender bounds the pending transactions of one sender.
@@ -38,10 +47,12 @@ type Params struct {
 // DefaultParams returns the defaults. The pool holds about a second of a
 // validator's throughput: beyond it overload is answered with "full"
 // rejections. A pool of 262,144 transactions let twice the saturation rate
-// fill queues until consensus starved (mirsubnet bench, ADR 0007).
+// fill queues until consensus starved (mirsubnet bench, ADR 0007). A
+// quarter of it is for the node's own clients, the rest for gossip.
 func DefaultParams() Params {
 	return Params{
 		MaxTxs:       20000,
+		MaxLocalTxs:  5000,
 		MaxBytes:     256 << 20,
 		MaxPerSender: 1024,
 		MaxGapped:    4096,
@@ -59,6 +70,9 @@ func (p Params) withDefaults() Params {
 	}
 	if p.MaxBytes == 0 {
 		p.MaxBytes = d.MaxBytes
+	}
+	if p.MaxLocalTxs == 0 {
+		p.MaxLocalTxs = p.MaxTxs
 	}
 	if p.MaxPerSender == 0 {
 		p.MaxPerSender = d.MaxPerSender
@@ -85,6 +99,8 @@ func (p Params) Check() error {
 		return fmt.Errorf("%w: limits must be positive: %+v", ErrBadParams, p)
 	case p.MaxGapped < 0 || p.MaxGapped > p.MaxTxs:
 		return fmt.Errorf("%w: MaxGapped %d not in [0, MaxTxs %d]", ErrBadParams, p.MaxGapped, p.MaxTxs)
+	case p.MaxLocalTxs < 1 || p.MaxLocalTxs > p.MaxTxs:
+		return fmt.Errorf("%w: MaxLocalTxs %d not in [1, MaxTxs %d]", ErrBadParams, p.MaxLocalTxs, p.MaxTxs)
 	}
 	return nil
 }

@@ -91,8 +91,9 @@ type Gossiper interface {
 
 // Stats are a pool's gauges and counters.
 type Stats struct {
-	// Txs, Bytes and Senders describe the pending transactions.
-	Txs, Bytes, Senders int
+	// Txs, Bytes and Senders describe the pending transactions; Local of
+	// them were submitted to this node.
+	Txs, Bytes, Senders, Local int
 	// Gapped counts pending transactions that wait for a missing nonce.
 	Gapped int
 	// Proposed counts pending transactions handed out by Select.

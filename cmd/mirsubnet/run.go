@@ -64,6 +64,7 @@ func runValidator(c *cli.Context, home string, cfg localnet.NodeConfig) error {
 	if cfg.MempoolMaxTxs > 0 {
 		mp.MaxTxs = cfg.MempoolMaxTxs
 		mp.MaxGapped = min(mp.MaxGapped, mp.MaxTxs)
+		mp.MaxLocalTxs = max(1, mp.MaxTxs/4) // the default's share
 	}
 	bt := 5 * time.Millisecond
 	if cfg.BatchTimeoutMS > 0 {
