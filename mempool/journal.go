@@ -1,6 +1,7 @@
 package mempool
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -158,6 +159,11 @@ func decodeJournalRecord(data []byte) (ordering.Tx, error) {
 	}
 	if err := tx.Check(); err != nil {
 		return ordering.Tx{}, fmt.Errorf("mempool: journal record: %w", err)
+	}
+	// Only what encodeJournalRecord writes is a record (the decoder also
+	// takes, say, an array of small integers for a byte string).
+	if b, err := encodeJournalRecord(tx); err != nil || !bytes.Equal(b, data) {
+		return ordering.Tx{}, errors.New("mempool: journal record: not in canonical form")
 	}
 	return tx, nil
 }
