@@ -165,16 +165,4 @@ func receive(t *testing.T, ch <-chan mir.EventList) mir.EventList {
 	}
 }
 
-// waitFor polls cond until it holds, failing the test after a deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling interval, not a fixed wait
-	}
-}
-
 func num(dest mir.ModuleID, n int64) mir.Event { return mir.NewEvent(dest, Num{N: n}) }

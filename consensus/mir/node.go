@@ -52,6 +52,10 @@ type Node struct {
 	maxBuffered atomic.Int64
 	// paused counts transitions into the paused (not reading) state.
 	paused atomic.Int64
+	// pauseMu guards nextPause, which NextPause made and the next pause
+	// closes.
+	pauseMu   sync.Mutex
+	nextPause chan struct{}
 	// dispatchedAtomic mirrors the dispatcher's count for Stats.
 	dispatchedAtomic atomic.Uint64
 
@@ -130,6 +134,18 @@ type Stats struct {
 // Stats returns the node's counters. Dispatched is exact only after Run returned.
 func (n *Node) Stats() Stats {
 	return Stats{MaxBuffered: n.maxBuffered.Load(), Pauses: n.paused.Load(), Dispatched: n.dispatchedAtomic.Load()}
+}
+
+// NextPause returns a channel closed the next time flow control stops the
+// loop reading inbound events (Stats.Pauses counts them), for monitoring
+// and tests.
+func (n *Node) NextPause() <-chan struct{} {
+	n.pauseMu.Lock()
+	defer n.pauseMu.Unlock()
+	if n.nextPause == nil {
+		n.nextPause = make(chan struct{})
+	}
+	return n.nextPause
 }
 
 // InjectEvents feeds events into the node from outside (tests, clients). It
@@ -399,6 +415,12 @@ func (n *Node) flowControl(reading bool) bool {
 	switch {
 	case reading && b > int64(n.params.HighWatermark):
 		n.paused.Add(1)
+		n.pauseMu.Lock()
+		if n.nextPause != nil {
+			close(n.nextPause)
+			n.nextPause = nil
+		}
+		n.pauseMu.Unlock()
 		return false
 	case !reading && b <= int64(n.params.LowWatermark):
 		return true

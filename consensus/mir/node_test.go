@@ -389,9 +389,17 @@ func TestNodeFlowControl(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	paused := n.NextPause()
 	stop := startNode(t, n)
 	// The consumer blocks until the node has paused at least once.
-	waitFor(t, "the node to pause reading", func() bool { return n.Stats().Pauses > 0 })
+	select {
+	case <-paused:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the node never paused reading")
+	}
+	if n.Stats().Pauses == 0 {
+		t.Fatal("a pause was signalled but not counted")
+	}
 	close(gate)
 	select {
 	case <-done:
