@@ -392,10 +392,7 @@ func (e *Engine) maintainJournal(ctx context.Context) {
 func (e *Engine) replayJournal(txs []ordering.Tx) {
 	var admitted, refused int
 	for _, tx := range txs {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := e.pool.Add(ctx, tx, mempool.OriginLocal)
-		cancel()
-		if err == nil {
+		if err := e.pool.Add(context.Background(), tx, mempool.OriginLocal); err == nil {
 			admitted++
 		} else {
 			refused++

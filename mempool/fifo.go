@@ -107,9 +107,6 @@ type account struct {
 	key uint64
 	// heapIdx is the index in buckets[bucket], or -1 if not there.
 	heapIdx int
-	// inBatch is set while the Select call that handed out the account's
-	// first in-flight transactions runs (it may hand out more).
-	inBatch bool
 }
 
 // gapped returns the number of the account's transactions beyond its run.
@@ -310,14 +307,20 @@ func (p *FIFO) insert(tx ordering.Tx, id ordering.TxID, size int, next uint64, o
 // fix puts the account into, updates it in, or removes it from its bucket
 // heap after its cursor or run changed. The caller holds mu.
 func (p *FIFO) fix(a *account) {
-	h := &p.buckets[a.bucket]
 	// An account with transactions in flight (handed out, not committed)
 	// hands out no more until they are committed or reset: were their slot
 	// aborted while a later slot with its next nonces commits, those would
 	// be ordered ahead of the nonces they follow, and the application would
-	// skip them all. Within one Select call (one batch) it may hand out a
-	// whole run.
-	if a.cursor < a.runEnd && (a.cursor == a.next || a.inBatch) {
+	// skip them all. (Within one Select call, one batch, it may hand out a
+	// whole run: see Select.)
+	p.place(a, a.cursor < a.runEnd && a.cursor == a.next)
+}
+
+// place puts the account into (or updates it in) its bucket heap if
+// selectable, or removes it from there. The caller holds mu.
+func (p *FIFO) place(a *account, selectable bool) {
+	h := &p.buckets[a.bucket]
+	if selectable {
 		a.key = a.txs[a.cursor].seq
 		if a.heapIdx < 0 {
 			h.push(a)
@@ -354,10 +357,11 @@ func (p *FIFO) Select(buckets []int, numBuckets, maxTxs, maxBytes int) ([]orderi
 	}
 	m.init()
 	var txs []ordering.Tx
-	var batch []*account // accounts with inBatch set by this call
+	// The accounts this call put in flight stay selectable until it returns
+	// (a batch may take a sender's whole run); then fix takes them out.
+	var inFlight []*account
 	defer func() {
-		for _, a := range batch {
-			a.inBatch = false
+		for _, a := range inFlight {
 			p.fix(a)
 		}
 	}()
@@ -379,12 +383,11 @@ func (p *FIFO) Select(buckets []int, numBuckets, maxTxs, maxBytes int) ([]orderi
 		bytes += e.size
 		if a.cursor == a.next {
 			p.proposed[a] = struct{}{}
-			a.inBatch = true
-			batch = append(batch, a)
+			inFlight = append(inFlight, a)
 		}
 		a.cursor++
 		p.nProposed++
-		p.fix(a)
+		p.place(a, a.cursor < a.runEnd)
 		m.fixTop()
 	}
 	return txs, len(txs) >= maxTxs
