@@ -143,12 +143,12 @@ func values(kv map[string]kvEntry) map[string]string {
 }
 
 // nextNonces returns each sender's next nonce; it panics if an account's
-// cached path is not the sender's nonce path.
+// cached leaf does not hold the sender's nonce path and next nonce.
 func nextNonces(accs map[string]account) map[string]uint64 {
 	nonces := make(map[string]uint64, len(accs))
 	for snd, acc := range accs {
-		if acc.path != NoncePath(snd) || (acc.leaf != nil && acc.leaf.leaf.path != acc.path) {
-			panic("kvstore: cached nonce path of " + snd + " differs")
+		if acc.leaf != nil && (acc.leaf.leaf.path != NoncePath(snd) || acc.leaf.leaf.valueHash != uint64Hash(acc.next)) {
+			panic("kvstore: cached nonce leaf of " + snd + " differs")
 		}
 		nonces[snd] = acc.next
 	}

@@ -190,9 +190,8 @@ func decodeSnapshot(data []byte) (*state, error) {
 			return nil, fmt.Errorf("%w: sender %d has next nonce 0", ErrBadSnapshot, i)
 		}
 		prev = snd
-		path := NoncePath(snd)
-		st.nonces[snd] = account{next: n, path: path}
-		leaves = append(leaves, uint64Leaf(path, n))
+		st.nonces[snd] = account{next: n}
+		leaves = append(leaves, nonceLeaf(snd, n))
 	}
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadSnapshot, len(r.b))

@@ -61,13 +61,11 @@ type Store struct {
 	stats Stats
 }
 
-// account is a sender's entry: its next nonce, the path of its nonce leaf
-// and, once Apply set it, the leaf's node (so that Apply neither hashes the
-// sender nor walks the tree again for each of its transactions; nil after a
-// Restore).
+// account is a sender's entry: its next nonce and, once Apply set it, its
+// nonce leaf's node (so that Apply neither hashes the sender nor walks the
+// tree again for each of its transactions; nil after a Restore).
 type account struct {
 	next uint64
-	path Hash
 	leaf *node
 }
 
@@ -86,11 +84,14 @@ func New() *Store {
 	return s
 }
 
-func uint64Leaf(path Hash, v uint64) leaf {
+// uint64Hash is the value hash of a nonce or sequence number.
+func uint64Hash(v uint64) Hash {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], v)
-	return leaf{path: path, valueHash: sha256.Sum256(b[:])}
+	return sha256.Sum256(b[:])
 }
+
+func uint64Leaf(path Hash, v uint64) leaf { return leaf{path: path, valueHash: uint64Hash(v)} }
 
 func metaLeaf(next ordering.SeqNr) leaf { return uint64Leaf(metaPath, next) }
 
@@ -125,20 +126,17 @@ func (s *Store) ApplyBatch(sn ordering.SeqNr, b ordering.Batch) (Result, error) 
 			res.Invalid++
 			continue
 		}
-		acc, ok := s.nonces[tx.Sender]
+		acc := s.nonces[tx.Sender]
 		if tx.Nonce != acc.next || acc.next == math.MaxUint64 {
 			res.BadNonce++
 			continue
 		}
-		if !ok {
-			acc.path = NoncePath(tx.Sender)
-		}
 		acc.next++
-		l := uint64Leaf(acc.path, acc.next)
 		if acc.leaf != nil {
-			s.tree.update(acc.leaf, &l.valueHash)
+			vh := uint64Hash(acc.next)
+			s.tree.update(acc.leaf, &vh)
 		} else {
-			acc.leaf = s.tree.set(l)
+			acc.leaf = s.tree.set(nonceLeaf(tx.Sender, acc.next))
 		}
 		s.nonces[tx.Sender] = acc
 		c, err := parseTx(tx.Data) // c.Value points into tx.Data: copied below

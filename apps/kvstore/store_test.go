@@ -195,7 +195,7 @@ func TestRootCommitsToEveryValue(t *testing.T) {
 		check("delete "+k, func(st *state) { delete(st.kv, k) })
 	}
 	for snd, acc := range st.nonces {
-		check("nonce of "+snd, func(st *state) { st.nonces[snd] = account{next: acc.next + 1, path: acc.path} })
+		check("nonce of "+snd, func(st *state) { st.nonces[snd] = account{next: acc.next + 1} })
 	}
 	check("new key", func(st *state) { st.kv["fresh"] = kvEntry{} })
 	check("sequence number", func(st *state) { st.next++ })
