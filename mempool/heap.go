@@ -1,74 +1,44 @@
 package mempool
 
+import "container/heap"
+
 // acctHeap is a min-heap of accounts by key (the arrival number of the
-// account's selectable head). Each account stores its index in heapIdx.
+// account's selectable head), through container/heap. Each account stores
+// its index in heapIdx (-1 when not in a heap).
 type acctHeap []*account
 
-func (h acctHeap) less(i, j int) bool { return h[i].key < h[j].key }
+func (h acctHeap) Len() int { return len(h) }
 
-func (h acctHeap) swap(i, j int) {
+func (h acctHeap) Less(i, j int) bool { return h[i].key < h[j].key }
+
+func (h acctHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].heapIdx = i
 	h[j].heapIdx = j
 }
 
-func (h acctHeap) up(i int) {
-	for i > 0 {
-		parent := (i - 1) / 2
-		if !h.less(i, parent) {
-			return
-		}
-		h.swap(i, parent)
-		i = parent
-	}
-}
-
-func (h acctHeap) down(i int) bool {
-	start := i
-	n := len(h)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		m := l
-		if r := l + 1; r < n && h.less(r, l) {
-			m = r
-		}
-		if !h.less(m, i) {
-			break
-		}
-		h.swap(i, m)
-		i = m
-	}
-	return i > start
-}
-
-func (h *acctHeap) push(a *account) {
+// Push and Pop are for container/heap; use push, remove and fix.
+func (h *acctHeap) Push(x any) {
+	a := x.(*account)
 	a.heapIdx = len(*h)
 	*h = append(*h, a)
-	h.up(a.heapIdx)
 }
 
-func (h *acctHeap) remove(i int) {
+func (h *acctHeap) Pop() any {
 	old := *h
 	n := len(old) - 1
-	if i != n {
-		old.swap(i, n)
-	}
-	old[n].heapIdx = -1
+	a := old[n]
 	old[n] = nil
+	a.heapIdx = -1
 	*h = old[:n]
-	if i != n {
-		h.fix(i)
-	}
+	return a
 }
 
-func (h acctHeap) fix(i int) {
-	if !h.down(i) {
-		h.up(i)
-	}
-}
+func (h *acctHeap) push(a *account) { heap.Push(h, a) }
+
+func (h *acctHeap) remove(i int) { heap.Remove(h, i) }
+
+func (h *acctHeap) fix(i int) { heap.Fix(h, i) }
 
 // bucketHeap is a min-heap of bucket numbers by the key of their heap's top,
 // used by Select to merge the requested buckets in arrival order.
@@ -79,43 +49,30 @@ type bucketHeap struct {
 
 func (h *bucketHeap) key(i int) uint64 { return h.buckets[h.bs[i]][0].key }
 
-func (h *bucketHeap) less(i, j int) bool { return h.key(i) < h.key(j) }
+func (h *bucketHeap) Len() int { return len(h.bs) }
 
-func (h *bucketHeap) init() {
-	for i := len(h.bs)/2 - 1; i >= 0; i-- {
-		h.down(i)
-	}
+func (h *bucketHeap) Less(i, j int) bool { return h.key(i) < h.key(j) }
+
+func (h *bucketHeap) Swap(i, j int) { h.bs[i], h.bs[j] = h.bs[j], h.bs[i] }
+
+// Push and Pop are for container/heap.
+func (h *bucketHeap) Push(x any) { h.bs = append(h.bs, x.(int)) }
+
+func (h *bucketHeap) Pop() any {
+	n := len(h.bs) - 1
+	b := h.bs[n]
+	h.bs = h.bs[:n]
+	return b
 }
 
-func (h *bucketHeap) down(i int) {
-	n := len(h.bs)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		m := l
-		if r := l + 1; r < n && h.less(r, l) {
-			m = r
-		}
-		if !h.less(m, i) {
-			return
-		}
-		h.bs[i], h.bs[m] = h.bs[m], h.bs[i]
-		i = m
-	}
-}
+func (h *bucketHeap) init() { heap.Init(h) }
 
 // fixTop restores the heap after the top bucket's key grew or the bucket
 // became empty.
 func (h *bucketHeap) fixTop() {
 	if len(h.buckets[h.bs[0]]) == 0 {
-		n := len(h.bs) - 1
-		h.bs[0] = h.bs[n]
-		h.bs = h.bs[:n]
-		if n == 0 {
-			return
-		}
+		heap.Pop(h)
+		return
 	}
-	h.down(0)
+	heap.Fix(h, 0)
 }

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"container/heap"
 	"time"
 
 	"github.com/mirsubnet/mirsubnet/consensus/mir"
@@ -45,51 +46,32 @@ type item struct {
 	action int
 }
 
-// itemHeap is a binary min-heap of items ordered by (at, seq).
+// itemHeap is a min-heap of items ordered by (at, seq), through
+// container/heap. seq is unique, so the order of pops does not depend on the
+// heap's shape.
 type itemHeap []*item
 
-func (h itemHeap) less(i, j int) bool {
+func (h itemHeap) Len() int { return len(h) }
+
+func (h itemHeap) Less(i, j int) bool {
 	a, b := h[i], h[j]
 	return a.at < b.at || (a.at == b.at && a.seq < b.seq)
 }
 
-func (h *itemHeap) push(it *item) {
-	*h = append(*h, it)
-	q := *h
-	i := len(q) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !q.less(i, p) {
-			break
-		}
-		q[i], q[p] = q[p], q[i]
-		i = p
-	}
+func (h itemHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+
+// Push and Pop are for container/heap; use push and pop.
+func (h *itemHeap) Push(x any) { *h = append(*h, x.(*item)) }
+
+func (h *itemHeap) Pop() any {
+	old := *h
+	n := len(old) - 1
+	it := old[n]
+	old[n] = nil
+	*h = old[:n]
+	return it
 }
 
-func (h *itemHeap) pop() *item {
-	q := *h
-	n := len(q) - 1
-	top := q[0]
-	q[0] = q[n]
-	q[n] = nil
-	q = q[:n]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		m := l
-		if r := l + 1; r < n && q.less(r, l) {
-			m = r
-		}
-		if !q.less(m, i) {
-			break
-		}
-		q[i], q[m] = q[m], q[i]
-		i = m
-	}
-	*h = q
-	return top
-}
+func (h *itemHeap) push(it *item) { heap.Push(h, it) }
+
+func (h *itemHeap) pop() *item { return heap.Pop(h).(*item) }
